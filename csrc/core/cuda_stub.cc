@@ -1,0 +1,24 @@
+// The CUDA backend of a CPU-only build: every call says CUDA was not compiled in.
+#include "core/device.h"
+
+namespace mk::gpu {
+namespace {
+Status not_compiled() {
+  return make_error(Code::DEVICE, "mambakit was built without CUDA; only device 'cpu' is available");
+}
+}  // namespace
+
+bool compiled() { return false; }
+int device_count() { return 0; }
+Status props(int, Props*) { return not_compiled(); }
+Status check_device(int) { return not_compiled(); }
+Status raw_malloc(int, size_t, void**) { return not_compiled(); }
+void raw_free(int, void*) {}
+Status copy_h2d(int, void*, const void*, size_t) { return not_compiled(); }
+Status copy_d2h(int, void*, const void*, size_t) { return not_compiled(); }
+Status copy_d2d(int, void*, const void*, size_t) { return not_compiled(); }
+Status synchronize(int) { return not_compiled(); }
+void* stream(int) { return nullptr; }
+Status last_launch_error(const char*) { return not_compiled(); }
+
+}  // namespace mk::gpu

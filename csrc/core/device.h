@@ -1,0 +1,47 @@
+// Devices and the small backend interface to the CUDA runtime. The interface is implemented by
+// cuda/runtime.cu when the addon is built with CUDA, and by core/cuda_stub.cc otherwise, so the
+// rest of the code (and the JS surface) is the same on every build.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "core/status.h"
+
+namespace mk {
+
+enum class DeviceType : int { CPU = 0, CUDA = 1 };
+
+struct Device {
+  DeviceType type = DeviceType::CPU;
+  int index = 0;
+  bool is_cuda() const { return type == DeviceType::CUDA; }
+  bool operator==(const Device& o) const { return type == o.type && index == o.index; }
+  bool operator!=(const Device& o) const { return !(*this == o); }
+  std::string str() const { return is_cuda() ? "cuda:" + std::to_string(index) : "cpu"; }
+};
+
+namespace gpu {
+
+struct Props {
+  std::string name;
+  size_t total_memory = 0;
+  int major = 0, minor = 0, multiprocessors = 0;
+};
+
+bool compiled();                 // was the addon built with CUDA
+int device_count();              // 0 when there is no driver or no GPU (never an error)
+Status props(int dev, Props* out);
+Status check_device(int dev);    // E_DEVICE unless `dev` is a usable GPU
+Status raw_malloc(int dev, size_t bytes, void** out);  // E_OOM on failure
+void raw_free(int dev, void* p);
+// Copies on the device's stream; host<->device copies return when the host buffer may be reused.
+Status copy_h2d(int dev, void* dst, const void* src, size_t bytes);
+Status copy_d2h(int dev, void* dst, const void* src, size_t bytes);
+Status copy_d2d(int dev, void* dst, const void* src, size_t bytes);
+Status synchronize(int dev);
+void* stream(int dev);           // the device's cudaStream_t (one stream per device)
+Status last_launch_error(const char* op);  // cudaGetLastError after a launch, as a Status
+
+}  // namespace gpu
+}  // namespace mk

@@ -1,0 +1,403 @@
+// AVX2/FMA/F16C GEMM: y = x · W^T (+ bias). Compiled for the x86-64 baseline; every function that
+// uses these instructions carries MK_AVX2 and is only reached after the run-time CPU check.
+//
+// Two paths:
+//  - small M (decode): a row-blocked GEMV. W is streamed exactly once; each pass over a block of W
+//    rows serves every row of x, which is pre-packed (zero-padded to 16, and for bf16 split into
+//    even/odd halves so a bf16 vector widens with one shift and one mask).
+//  - larger M (prefill): packed, cache-blocked GEMM with a 6x16 register micro-kernel. W panels are
+//    widened to f32 while being packed, so the micro-kernel is dtype-agnostic.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "core/threadpool.h"
+#include "cpu/gemm_internal.h"
+
+#define MK_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define MK_AVX2_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) inline
+
+namespace mk::cpu::detail {
+namespace {
+
+constexpr int64_t kGemvMaxM = 8;  // at or below: GEMV path
+constexpr int MR = 6, NR = 16;    // micro-tile: 6 rows of x by 16 rows of W
+constexpr int64_t KC = 256;       // K block: a 16 x KC W micro-panel (16 KiB) stays in L1
+constexpr int64_t MC = 144;       // M block: an MC x KC x panel (144 KiB) stays in L2
+constexpr int64_t NC = 512;       // N block: a KC x NC W panel (512 KiB) stays in L2/L3
+
+inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
+
+// Grow-only 64-byte-aligned scratch; one per thread and purpose (thread_local).
+struct Scratch {
+  float* p = nullptr;
+  size_t cap = 0;
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() { std::free(p); }
+  float* get(int64_t n) {
+    const size_t bytes = static_cast<size_t>(round_up(std::max<int64_t>(n, 16) * 4, 64));
+    if (bytes > cap) {
+      std::free(p);
+      p = static_cast<float*>(std::aligned_alloc(64, bytes));
+      cap = p ? bytes : 0;
+      if (!p) throw std::bad_alloc();
+    }
+    return p;
+  }
+};
+
+// ---- weight loaders: one struct per dtype ----
+
+struct LdF32 {
+  using T = float;
+  static constexpr bool kSplitEvenOdd = false;
+  static float scalar(T v) { return v; }
+  MK_AVX2_INLINE static __m256 load8(const T* p) { return _mm256_loadu_ps(p); }
+  // 16 consecutive weights as two f32 vectors, in the order the packed x expects.
+  MK_AVX2_INLINE static void load16(const T* p, __m256& a, __m256& b) {
+    a = _mm256_loadu_ps(p);
+    b = _mm256_loadu_ps(p + 8);
+  }
+};
+
+struct LdF16 {
+  using T = uint16_t;
+  static constexpr bool kSplitEvenOdd = false;
+  static float scalar(T v) { return f16_to_f32(v); }
+  MK_AVX2_INLINE static __m256 load8(const T* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  MK_AVX2_INLINE static void load16(const T* p, __m256& a, __m256& b) {
+    a = load8(p);
+    b = load8(p + 8);
+  }
+};
+
+struct LdBF16 {
+  using T = uint16_t;
+  static constexpr bool kSplitEvenOdd = true;  // load16 yields (even, odd) elements
+  static float scalar(T v) { return bf16_to_f32(v); }
+  MK_AVX2_INLINE static __m256 load8(const T* p) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+  }
+  // A bf16 is the top half of an f32: in each 32-bit lane, the even element needs a shift and
+  // the odd one a mask. Cheaper than widening 8 at a time.
+  MK_AVX2_INLINE static void load16(const T* p, __m256& a, __m256& b) {
+    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    a = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+    b = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xffff0000u))));
+  }
+};
+
+MK_AVX2_INLINE float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// ---- GEMV path ----
+
+// x rows packed to stride Kp = round_up(K, 16), zero-padded; bf16 order is even/odd per 16.
+template <class L>
+void pack_x_gemv(const float* x, int64_t ldx, int64_t M, int64_t K, int64_t Kp, float* xp) {
+  for (int64_t m = 0; m < M; ++m) {
+    const float* xr = x + m * ldx;
+    float* d = xp + m * Kp;
+    if (!L::kSplitEvenOdd) {
+      std::memcpy(d, xr, static_cast<size_t>(K) * 4);
+      std::fill(d + K, d + Kp, 0.f);
+      continue;
+    }
+    for (int64_t k0 = 0; k0 < Kp; k0 += 16)
+      for (int i = 0; i < 16; ++i) {
+        const int64_t k = k0 + i;
+        d[k0 + (i & 1) * 8 + i / 2] = k < K ? xr[k] : 0.f;
+      }
+  }
+}
+
+// One 16-wide step for MB x-rows against R W-rows (rows at w + r * ldw).
+template <class L, int MB, int R, bool SPLIT>
+MK_AVX2_INLINE void gemv_step(const typename L::T* w, int64_t ldw, const float* xp, int64_t Kp,
+                              __m256 (&acc)[MB][R][SPLIT ? 2 : 1]) {
+  __m256 wa[R], wb[R];
+  for (int r = 0; r < R; ++r) L::load16(w + r * ldw, wa[r], wb[r]);
+  for (int m = 0; m < MB; ++m) {
+    const __m256 xa = _mm256_loadu_ps(xp + m * Kp), xb = _mm256_loadu_ps(xp + m * Kp + 8);
+    for (int r = 0; r < R; ++r) {
+      acc[m][r][0] = _mm256_fmadd_ps(wa[r], xa, acc[m][r][0]);
+      acc[m][r][SPLIT ? 1 : 0] = _mm256_fmadd_ps(wb[r], xb, acc[m][r][SPLIT ? 1 : 0]);
+    }
+  }
+}
+
+// y[m, n + r] for m < MB, r < R: W rows n.. (w points at row n), x rows packed in xp.
+template <class L, int MB, int R, bool SPLIT>
+MK_AVX2 void gemv_tile(const typename L::T* w, int64_t K, const float* xp, int64_t Kp,
+                       const float* bias, float* y, int64_t ldy) {
+  using T = typename L::T;
+  __m256 acc[MB][R][SPLIT ? 2 : 1];
+  for (auto& a : acc)
+    for (auto& b : a)
+      for (auto& c : b) c = _mm256_setzero_ps();
+  const int64_t K16 = K & ~int64_t{15};
+  for (int64_t k = 0; k < K16; k += 16) gemv_step<L, MB, R, SPLIT>(w + k, K, xp + k, Kp, acc);
+  if (K16 < K) {  // copy the ragged end so no lane reads past a row (or past W)
+    alignas(32) T tail[R][16] = {};
+    for (int r = 0; r < R; ++r) std::memcpy(tail[r], w + r * K + K16, (K - K16) * sizeof(T));
+    gemv_step<L, MB, R, SPLIT>(&tail[0][0], 16, xp + K16, Kp, acc);
+  }
+  for (int m = 0; m < MB; ++m)
+    for (int r = 0; r < R; ++r) {
+      __m256 s = acc[m][r][0];
+      if (SPLIT) s = _mm256_add_ps(s, acc[m][r][SPLIT ? 1 : 0]);
+      y[m * ldy + r] = hsum(s) + (bias ? bias[r] : 0.f);
+    }
+}
+
+// Rows [n0, n1) of y for all M (M <= kGemvMaxM). Each 4-row block of W is read from memory once;
+// later 4-row chunks of x re-read it from L1/L2.
+template <class L>
+MK_AVX2 void gemv_rows(const typename L::T* w, int64_t K, const float* xp, int64_t Kp, int64_t M,
+                       const float* bias, float* y, int64_t ldy, int64_t n0, int64_t n1) {
+  int64_t n = n0;
+  for (; n + 4 <= n1; n += 4) {
+    const auto* wn = w + n * K;
+    const float* bn = bias ? bias + n : nullptr;
+    for (int64_t m = 0; m < M; m += 4) {
+      const float* xm = xp + m * Kp;
+      float* ym = y + m * ldy + n;
+      switch (std::min<int64_t>(4, M - m)) {
+        case 1: gemv_tile<L, 1, 4, true>(wn, K, xm, Kp, bn, ym, ldy); break;
+        case 2: gemv_tile<L, 2, 4, false>(wn, K, xm, Kp, bn, ym, ldy); break;
+        case 3: gemv_tile<L, 3, 4, false>(wn, K, xm, Kp, bn, ym, ldy); break;
+        default:
+          gemv_tile<L, 4, 2, false>(wn, K, xm, Kp, bn, ym, ldy);
+          gemv_tile<L, 4, 2, false>(wn + 2 * K, K, xm, Kp, bn ? bn + 2 : nullptr, ym + 2, ldy);
+      }
+    }
+  }
+  for (; n < n1; ++n) {
+    const auto* wn = w + n * K;
+    const float* bn = bias ? bias + n : nullptr;
+    for (int64_t m = 0; m < M; m += 4) {
+      const float* xm = xp + m * Kp;
+      float* ym = y + m * ldy + n;
+      switch (std::min<int64_t>(4, M - m)) {
+        case 1: gemv_tile<L, 1, 1, true>(wn, K, xm, Kp, bn, ym, ldy); break;
+        case 2: gemv_tile<L, 2, 1, true>(wn, K, xm, Kp, bn, ym, ldy); break;
+        case 3: gemv_tile<L, 3, 1, true>(wn, K, xm, Kp, bn, ym, ldy); break;
+        default: gemv_tile<L, 4, 1, true>(wn, K, xm, Kp, bn, ym, ldy);
+      }
+    }
+  }
+}
+
+template <class L>
+void run_gemv(const float* x, int64_t ldx, const typename L::T* w, const float* bias, float* y,
+              int64_t ldy, int64_t M, int64_t N, int64_t K) {
+  thread_local Scratch xbuf;
+  const int64_t Kp = round_up(K, 16);
+  float* xp = xbuf.get(M * Kp);
+  pack_x_gemv<L>(x, ldx, M, K, Kp, xp);
+  // Tasks of 8 rows (two cache lines of y); a thread only pays off past ~64K weights.
+  const int64_t nb = (N + 7) / 8;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / (8 * K));
+  parallel_for(nb, grain, [&](int64_t b0, int64_t b1) {
+    gemv_rows<L>(w, K, xp, Kp, M, bias, y, ldy, b0 * 8, std::min(N, b1 * 8));
+  });
+}
+
+// ---- packed GEMM path ----
+
+MK_AVX2_INLINE void transpose8(__m256 (&r)[8]) {
+  __m256 t[8], s[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {  // rows 0-3, then 4-7
+    __m256 *tt = t + 4 * h, *ss = s + 4 * h;
+    ss[0] = _mm256_shuffle_ps(tt[0], tt[2], 0x44);
+    ss[1] = _mm256_shuffle_ps(tt[0], tt[2], 0xee);
+    ss[2] = _mm256_shuffle_ps(tt[1], tt[3], 0x44);
+    ss[3] = _mm256_shuffle_ps(tt[1], tt[3], 0xee);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
+  }
+}
+
+// W rows [n0, n0 + nn) x cols [k0, k0 + kc) -> f32 panels of [kc][NR]; rows past nn are zero.
+template <class L>
+MK_AVX2 void pack_w(const typename L::T* w, int64_t K, int64_t n0, int64_t nn, int64_t k0,
+                    int64_t kc, float* dst) {
+  const int64_t kc8 = kc & ~int64_t{7};
+  for (int64_t p = 0; p < nn; p += NR, dst += NR * kc) {
+    for (int h = 0; h < NR / 8; ++h) {
+      const int64_t rb = p + 8 * h;  // first row of this 8-row half
+      const int nrow = static_cast<int>(std::clamp<int64_t>(nn - rb, 0, 8));
+      const typename L::T* src[8];
+      for (int i = 0; i < 8; ++i) src[i] = w + (n0 + rb + std::min(i, std::max(nrow - 1, 0))) * K + k0;
+      for (int64_t k = 0; k < kc8; k += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) r[i] = i < nrow ? L::load8(src[i] + k) : _mm256_setzero_ps();
+        transpose8(r);
+        for (int i = 0; i < 8; ++i) _mm256_store_ps(dst + (k + i) * NR + 8 * h, r[i]);
+      }
+      for (int64_t k = kc8; k < kc; ++k)
+        for (int i = 0; i < 8; ++i)
+          dst[k * NR + 8 * h + i] = i < nrow ? L::scalar(src[i][k]) : 0.f;
+    }
+  }
+}
+
+// x rows [m0, m0 + mm) x cols [k0, k0 + kc) -> panels of [kc][MR]; rows past mm are zero.
+void pack_x(const float* x, int64_t ldx, int64_t m0, int64_t mm, int64_t k0, int64_t kc,
+            float* dst) {
+  for (int64_t p = 0; p < mm; p += MR, dst += MR * kc) {
+    for (int i = 0; i < MR; ++i) {
+      if (p + i < mm) {
+        const float* s = x + (m0 + p + i) * ldx + k0;
+        for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = s[k];
+      } else {
+        for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = 0.f;
+      }
+    }
+  }
+}
+
+// c[mr, nr] (+)= a[kc][MR]^T · b[kc][NR]. accum: add to c; else add bias (if any) and overwrite.
+MK_AVX2 void kernel_6x16(int64_t kc, const float* __restrict a, const float* __restrict b,
+                         float* c, int64_t ldc, int mr, int nr, const float* bias, bool accum) {
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+         c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+    __m256 av;
+#define MK_ROW(i)                            \
+  av = _mm256_broadcast_ss(a + i);           \
+  c##i##0 = _mm256_fmadd_ps(av, b0, c##i##0); \
+  c##i##1 = _mm256_fmadd_ps(av, b1, c##i##1);
+    MK_ROW(0) MK_ROW(1) MK_ROW(2) MK_ROW(3) MK_ROW(4) MK_ROW(5)
+#undef MK_ROW
+    a += MR;
+    b += NR;
+  }
+  const __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                             {c30, c31}, {c40, c41}, {c50, c51}};
+  if (mr == MR && nr == NR) {
+    for (int i = 0; i < MR; ++i) {
+      float* ci = c + i * ldc;
+      __m256 v0 = acc[i][0], v1 = acc[i][1];
+      if (accum) {
+        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(ci));
+        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(ci + 8));
+      } else if (bias) {
+        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(bias));
+        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(bias + 8));
+      }
+      _mm256_storeu_ps(ci, v0);
+      _mm256_storeu_ps(ci + 8, v1);
+    }
+    return;
+  }
+  alignas(32) float t[MR][NR];
+  for (int i = 0; i < MR; ++i) {
+    _mm256_store_ps(t[i], acc[i][0]);
+    _mm256_store_ps(t[i] + 8, acc[i][1]);
+  }
+  for (int i = 0; i < mr; ++i) {
+    float* ci = c + i * ldc;
+    for (int j = 0; j < nr; ++j) ci[j] = t[i][j] + (accum ? ci[j] : bias ? bias[j] : 0.f);
+  }
+}
+
+// One thread's share: y rows [m0, m1) x cols [n0, n1).
+template <class L>
+MK_AVX2 void gemm_rect(const float* x, int64_t ldx, const typename L::T* w, const float* bias,
+                       float* y, int64_t ldy, int64_t K, int64_t m0, int64_t m1, int64_t n0,
+                       int64_t n1) {
+  thread_local Scratch wbuf, xbuf;
+  // Even K blocks (multiple of 8) so a ragged K does not leave a tiny last block.
+  const int64_t nkb = (K + KC - 1) / KC;
+  const int64_t kcb = std::min(K, round_up((K + nkb - 1) / nkb, 8));
+  const int64_t nmb = (m1 - m0 + MC - 1) / MC;
+  const int64_t mcb = round_up((m1 - m0 + nmb - 1) / nmb, MR);
+  float* bw = wbuf.get(round_up(std::min(NC, n1 - n0), NR) * kcb);
+  float* bx = xbuf.get(round_up(std::min(mcb, m1 - m0), MR) * kcb);
+  for (int64_t nc0 = n0; nc0 < n1; nc0 += NC) {
+    const int64_t nc = std::min(NC, n1 - nc0);
+    for (int64_t k0 = 0; k0 < K; k0 += kcb) {
+      const int64_t kc = std::min(kcb, K - k0);
+      pack_w<L>(w, K, nc0, nc, k0, kc, bw);
+      for (int64_t mc0 = m0; mc0 < m1; mc0 += mcb) {
+        const int64_t mc = std::min(mcb, m1 - mc0);
+        pack_x(x, ldx, mc0, mc, k0, kc, bx);
+        for (int64_t j = 0; j < nc; j += NR) {
+          const int nr = static_cast<int>(std::min<int64_t>(NR, nc - j));
+          const float* bj = bias && k0 == 0 ? bias + nc0 + j : nullptr;
+          for (int64_t i = 0; i < mc; i += MR) {
+            const int mr = static_cast<int>(std::min<int64_t>(MR, mc - i));
+            kernel_6x16(kc, bx + i * kc, bw + j * kc, y + (mc0 + i) * ldy + nc0 + j, ldy, mr, nr,
+                        bj, k0 > 0);
+          }
+        }
+      }
+    }
+  }
+}
+
+template <class L>
+void run_gemm(const float* x, int64_t ldx, const typename L::T* w, const float* bias, float* y,
+              int64_t ldy, int64_t M, int64_t N, int64_t K) {
+  // Below ~2 MFLOP the pool wake-up costs more than it saves.
+  if (2.0 * M * N * K < 2e6) {
+    gemm_rect<L>(x, ldx, w, bias, y, ldy, K, 0, M, 0, N);
+    return;
+  }
+  const int64_t ntn = (N + NR - 1) / NR, ntm = (M + MR - 1) / MR;
+  parallel_run([&](int t, int nt) {
+    // Split over N (each thread packs only its W) unless N is too narrow to share.
+    if (ntn >= 2 * nt || ntn >= ntm) {
+      const int64_t a = ntn * t / nt * NR, b = std::min(N, ntn * (t + 1) / nt * NR);
+      if (a < b) gemm_rect<L>(x, ldx, w, bias, y, ldy, K, 0, M, a, b);
+    } else {
+      const int64_t a = ntm * t / nt * MR, b = std::min(M, ntm * (t + 1) / nt * MR);
+      if (a < b) gemm_rect<L>(x, ldx, w, bias, y, ldy, K, a, b, 0, N);
+    }
+  });
+}
+
+template <class L>
+void run(const float* x, int64_t ldx, const void* w, const float* bias, float* y, int64_t ldy,
+         int64_t M, int64_t N, int64_t K) {
+  const auto* wt = static_cast<const typename L::T*>(w);
+  if (M <= kGemvMaxM)
+    run_gemv<L>(x, ldx, wt, bias, y, ldy, M, N, K);
+  else
+    run_gemm<L>(x, ldx, wt, bias, y, ldy, M, N, K);
+}
+
+}  // namespace
+
+void gemm_avx2(const float* x, int64_t ldx, const void* w, DType wdt, const float* bias, float* y,
+               int64_t ldy, int64_t M, int64_t N, int64_t K) {
+  switch (wdt) {
+    case DType::F32: run<LdF32>(x, ldx, w, bias, y, ldy, M, N, K); break;
+    case DType::F16: run<LdF16>(x, ldx, w, bias, y, ldy, M, N, K); break;
+    case DType::BF16: run<LdBF16>(x, ldx, w, bias, y, ldy, M, N, K); break;
+    default: break;
+  }
+}
+
+}  // namespace mk::cpu::detail

@@ -1,0 +1,17 @@
+// Private to cpu/gemm*.cc: the per-ISA GEMM entry points behind mk::cpu::gemm.
+#pragma once
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace mk::cpu::detail {
+
+// Same contract as mk::cpu::gemm. Only call when cpu_features().has_avx2_fma_f16c().
+void gemm_avx2(const float* x, int64_t ldx, const void* w, DType wdt, const float* bias, float* y,
+               int64_t ldy, int64_t M, int64_t N, int64_t K);
+
+// Portable path (x86-64 baseline / any CPU).
+void gemm_baseline(const float* x, int64_t ldx, const void* w, DType wdt, const float* bias,
+                   float* y, int64_t ldy, int64_t M, int64_t N, int64_t K);
+
+}  // namespace mk::cpu::detail

@@ -1,0 +1,36 @@
+// CPU kernels other than GEMM (see gemm.h): the same functions as cuda/kernels.h, on host pointers.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "core/status.h"
+
+namespace mk::cpu {
+
+// elementwise.cc — y[i] = a[i] (+|*) b[i % nb]
+void add(const float* a, const float* b, float* y, int64_t n, int64_t nb);
+void mul(const float* a, const float* b, float* y, int64_t n, int64_t nb);
+enum class Unary : int { SILU = 0, SOFTPLUS = 1, GELU = 2 };
+void unary(Unary op, const float* x, float* y, int64_t n);
+void cast(const void* x, DType xdt, void* y, DType ydt, int64_t n);
+
+// norm.cc — see cuda/kernels.h for the exact definitions.
+void rmsnorm(const float* x, const float* residual, const float* w, float* y, float* sum_out,
+             int64_t rows, int64_t D, float eps);
+void layernorm(const float* x, const float* w, const float* b, float* y, int64_t rows, int64_t D,
+               float eps);
+
+// embedding.cc — returns E_ARG naming the first id outside [0, V).
+Status embedding(const int32_t* ids, int64_t n, const void* table, DType tdt, int64_t V, int64_t D,
+                 float* y);
+
+// softmax.cc
+void softmax(const float* x, float* y, int64_t rows, int64_t D);
+void argmax(const float* x, int32_t* y, int64_t rows, int64_t D);
+
+// Scalar math shared by the kernels (the CUDA kernels use the same definitions).
+inline float silu_f(float x) { return x / (1.f + std::exp(-x)); }
+inline float softplus_f(float x) { return x > 20.f ? x : std::log1p(std::exp(x)); }
+inline float gelu_f(float x) { return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f)); }
+}  // namespace mk::cpu

@@ -1,0 +1,487 @@
+// GEMM: y[M, N] = x[M, K] · W[N, K]^T (+ bias[N]).
+// x and y are f32 with row strides ldx / ldy (elements); W is row-major contiguous (row stride K)
+// in f32, f16 or bf16.
+//
+// Three kernels, chosen by the launcher:
+//  * gemv_kernel   (M <= 8, any W dtype): decode. One warp per output column n reads W[n, :] once
+//    (16-byte vector loads when aligned) and keeps M f32 accumulators; x (M*K floats) stays hot in
+//    L1/L2. Memory-bound on W, so the only goal is streaming W at full bandwidth. Exact f32 math.
+//  * gemm_wmma     (M > 8, f16/bf16 W): prefill. Tensor cores through nvcuda::wmma 16x16x16 with f32
+//    accumulation. 128x128 block tile, 8 warps (2x4, each 64x32), K step 32, x converted to the
+//    weight's half type while being staged into shared memory, register-staged double buffering.
+//  * gemm_f32      (M > 8, f32 W): SIMT f32 (no TF32, so results match an f32 reference). 128x128
+//    block tile, 256 threads with 8x8 micro-tiles, K step 8, register-staged double buffering.
+// Partial tiles are zero-padded in shared memory and every global access is bounds-checked, so any
+// M, N, K >= 1 works; vector loads are used only when the pointer and the row stride are aligned.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <mma.h>
+
+#include <cstdint>
+#include <string>
+
+#include "cuda/check.h"
+#include "cuda/kernels.h"
+
+namespace mk::cuda {
+namespace {
+
+// ---- small helpers ------------------------------------------------------------------------------
+
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+// f32 -> raw 16-bit pattern of the half type T (round to nearest even).
+template <typename T> __device__ __forceinline__ uint16_t to_bits(float v);
+template <> __device__ __forceinline__ uint16_t to_bits<__half>(float v) {
+  return __half_as_ushort(__float2half_rn(v));
+}
+template <> __device__ __forceinline__ uint16_t to_bits<__nv_bfloat16>(float v) {
+  return __bfloat16_as_ushort(__float2bfloat16_rn(v));
+}
+
+// The 16 bytes of a uint4 as floats: 4 f32 or 8 f16/bf16 values (element 0 in the low bits).
+__device__ __forceinline__ void unpack(const uint4& q, float* out, float) {
+  out[0] = __uint_as_float(q.x);
+  out[1] = __uint_as_float(q.y);
+  out[2] = __uint_as_float(q.z);
+  out[3] = __uint_as_float(q.w);
+}
+__device__ __forceinline__ void unpack(const uint4& q, float* out, __half) {
+  const unsigned u[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    out[2 * i] = __half2float(__ushort_as_half(static_cast<unsigned short>(u[i] & 0xffffu)));
+    out[2 * i + 1] = __half2float(__ushort_as_half(static_cast<unsigned short>(u[i] >> 16)));
+  }
+}
+__device__ __forceinline__ void unpack(const uint4& q, float* out, __nv_bfloat16) {
+  const unsigned u[4] = {q.x, q.y, q.z, q.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {  // bf16 is the top half of an f32: widening is a shift
+    out[2 * i] = __uint_as_float(u[i] << 16);
+    out[2 * i + 1] = __uint_as_float(u[i] & 0xffff0000u);
+  }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// ---- GEMV (M <= 8) ------------------------------------------------------------------------------
+
+constexpr int kGemvWarps = 4;   // warps (= output columns) per block
+constexpr int kGemvUnroll = 4;  // 16-byte W loads in flight per lane
+
+// kVec: W rows and x rows are 16-byte aligned and K is a multiple of the vector width, so each row
+// is read as whole uint4 vectors with no tail. Otherwise lanes stride over k with scalar loads.
+template <typename T, int MR, bool kVec>
+__global__ void __launch_bounds__(kGemvWarps * 32)
+    gemv_kernel(const float* __restrict__ x, int64_t ldx, const T* __restrict__ w,
+                const float* __restrict__ bias, float* __restrict__ y, int64_t ldy, int64_t N,
+                int64_t K) {
+  const int lane = threadIdx.x & 31;
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
+  if (n >= N) return;  // uniform per warp: the shuffles below see full warps
+  const T* wrow = w + n * K;
+  float acc[MR];
+#pragma unroll
+  for (int m = 0; m < MR; ++m) acc[m] = 0.0f;
+
+  if constexpr (kVec) {
+    constexpr int V = 16 / static_cast<int>(sizeof(T));  // elements per uint4: 4 or 8
+    const uint4* wv = reinterpret_cast<const uint4*>(wrow);
+    const int64_t nv = K / V;
+    for (int64_t base = lane; base < nv; base += 32 * kGemvUnroll) {
+      uint4 q[kGemvUnroll];
+#pragma unroll
+      for (int u = 0; u < kGemvUnroll; ++u) {  // issue all loads first
+        const int64_t v = base + u * 32;
+        q[u] = v < nv ? __ldg(wv + v) : make_uint4(0u, 0u, 0u, 0u);
+      }
+#pragma unroll
+      for (int u = 0; u < kGemvUnroll; ++u) {
+        const int64_t v = base + u * 32;
+        if (v >= nv) break;
+        float wf[V];
+        unpack(q[u], wf, T());
+        const int64_t k = v * V;
+#pragma unroll
+        for (int m = 0; m < MR; ++m) {
+          const float4* xv = reinterpret_cast<const float4*>(x + m * ldx + k);
+#pragma unroll
+          for (int h = 0; h < V / 4; ++h) {
+            const float4 t = xv[h];
+            acc[m] += wf[4 * h] * t.x + wf[4 * h + 1] * t.y + wf[4 * h + 2] * t.z +
+                      wf[4 * h + 3] * t.w;
+          }
+        }
+      }
+    }
+  } else {
+    for (int64_t k = lane; k < K; k += 32) {
+      const float wf = to_f32(wrow[k]);
+#pragma unroll
+      for (int m = 0; m < MR; ++m) acc[m] += wf * x[m * ldx + k];
+    }
+  }
+
+#pragma unroll
+  for (int m = 0; m < MR; ++m) acc[m] = warp_sum(acc[m]);
+  if (lane == 0) {
+    const float b = bias != nullptr ? bias[n] : 0.0f;
+#pragma unroll
+    for (int m = 0; m < MR; ++m) y[m * ldy + n] = acc[m] + b;
+  }
+}
+
+// ---- tensor-core GEMM (f16/bf16 W) --------------------------------------------------------------
+
+namespace wm {
+constexpr int BM = 128, BN = 128, BK = 32;
+constexpr int LDS = BK + 8;  // smem row pitch in halves (80 B): keeps fragments 32-B aligned and
+                             // staggers rows across banks
+constexpr int WARPS_M = 2, WARPS_N = 4, THREADS = WARPS_M * WARPS_N * 32;
+constexpr int WTM = BM / WARPS_M, WTN = BN / WARPS_N;  // 64 x 32 per warp
+constexpr int FM = WTM / 16, FN = WTN / 16;            // 4 x 2 accumulator fragments
+constexpr int TILE = BM * LDS;                         // halves per operand tile (BM == BN)
+constexpr int X_CHUNKS = BM * BK / 4 / THREADS;        // float4 chunks of x per thread: 4
+constexpr int W_CHUNKS = BN * BK / 8 / THREADS;        // uint4 chunks of W per thread: 2
+constexpr int SMEM_BYTES = 2 * 2 * TILE * 2;           // [buffer][x|W] tiles: 40960 B
+static_assert(BM == BN, "one tile size for both operands");
+static_assert(X_CHUNKS * THREADS * 4 == BM * BK && W_CHUNKS * THREADS * 8 == BN * BK, "tiling");
+static_assert((16 * LDS * 2) % 32 == 0 && (TILE * 2) % 32 == 0, "wmma pointers must be 32B aligned");
+static_assert(SMEM_BYTES >= (THREADS / 32) * 256 * 4, "epilogue scratch fits in the tile buffers");
+}  // namespace wm
+
+// x_vec: x is 16-B aligned and ldx % 4 == 0; w_vec: W is 16-B aligned and K % 8 == 0.
+template <typename T>
+__global__ void __launch_bounds__(wm::THREADS)
+    gemm_wmma(const float* __restrict__ x, int64_t ldx, const uint16_t* __restrict__ w,
+              const float* __restrict__ bias, float* __restrict__ y, int64_t ldy, int64_t M,
+              int64_t N, int64_t K, bool x_vec, bool w_vec) {
+  using namespace nvcuda;
+  using namespace wm;
+  __shared__ __align__(128) unsigned char smem[SMEM_BYTES];
+  uint16_t* tiles = reinterpret_cast<uint16_t*>(smem);  // raw bits of T
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int warp_m = warp / WARPS_N, warp_n = warp % WARPS_N;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM;
+  const int64_t n0 = static_cast<int64_t>(blockIdx.y) * BN;
+
+  uint2 xr[X_CHUNKS];  // next x tile: 4 converted halves per chunk
+  uint4 wr[W_CHUNKS];  // next W tile: 8 halves per chunk
+
+  // Global -> registers (converting x to T), zero outside [0,M) x [0,K) and [0,N) x [0,K).
+  auto load_tile = [&](int64_t k0) {
+#pragma unroll
+    for (int c = 0; c < X_CHUNKS; ++c) {
+      const int idx = tid + c * THREADS;
+      const int r = idx / (BK / 4), kc = (idx % (BK / 4)) * 4;
+      const int64_t gm = m0 + r, gk = k0 + kc;
+      float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      if (gm < M) {
+        const float* src = x + gm * ldx + gk;
+        if (x_vec && gk + 4 <= K) {
+          const float4 t = *reinterpret_cast<const float4*>(src);
+          v[0] = t.x; v[1] = t.y; v[2] = t.z; v[3] = t.w;
+        } else {
+#pragma unroll
+          for (int j = 0; j < 4; ++j)
+            if (gk + j < K) v[j] = src[j];
+        }
+      }
+      xr[c].x = static_cast<unsigned>(to_bits<T>(v[0])) | (static_cast<unsigned>(to_bits<T>(v[1])) << 16);
+      xr[c].y = static_cast<unsigned>(to_bits<T>(v[2])) | (static_cast<unsigned>(to_bits<T>(v[3])) << 16);
+    }
+#pragma unroll
+    for (int c = 0; c < W_CHUNKS; ++c) {
+      const int idx = tid + c * THREADS;
+      const int r = idx / (BK / 8), kc = (idx % (BK / 8)) * 8;
+      const int64_t gn = n0 + r, gk = k0 + kc;
+      wr[c] = make_uint4(0u, 0u, 0u, 0u);
+      if (gn < N) {
+        const uint16_t* src = w + gn * K + gk;
+        if (w_vec && gk + 8 <= K) {
+          wr[c] = __ldg(reinterpret_cast<const uint4*>(src));
+        } else {
+          unsigned h[8];
+#pragma unroll
+          for (int j = 0; j < 8; ++j) h[j] = gk + j < K ? static_cast<unsigned>(src[j]) : 0u;
+          wr[c] = make_uint4(h[0] | (h[1] << 16), h[2] | (h[3] << 16), h[4] | (h[5] << 16),
+                             h[6] | (h[7] << 16));
+        }
+      }
+    }
+  };
+  // Registers -> shared buffer `buf` (x tile as [m][k], W tile as [n][k], pitch LDS).
+  auto store_tile = [&](int buf) {
+    uint16_t* xs = tiles + buf * 2 * TILE;
+    uint16_t* ws = xs + TILE;
+#pragma unroll
+    for (int c = 0; c < X_CHUNKS; ++c) {
+      const int idx = tid + c * THREADS;
+      const int r = idx / (BK / 4), kc = (idx % (BK / 4)) * 4;
+      *reinterpret_cast<uint2*>(xs + r * LDS + kc) = xr[c];  // 8-B aligned: LDS*2 = 80, kc % 4 == 0
+    }
+#pragma unroll
+    for (int c = 0; c < W_CHUNKS; ++c) {
+      const int idx = tid + c * THREADS;
+      const int r = idx / (BK / 8), kc = (idx % (BK / 8)) * 8;
+      *reinterpret_cast<uint4*>(ws + r * LDS + kc) = wr[c];  // 16-B aligned: kc % 8 == 0
+    }
+  };
+
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[FM][FN];
+#pragma unroll
+  for (int i = 0; i < FM; ++i)
+#pragma unroll
+    for (int j = 0; j < FN; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+
+  const int64_t ktiles = (K + BK - 1) / BK;
+  load_tile(0);
+  store_tile(0);
+  __syncthreads();
+  for (int64_t t = 0; t < ktiles; ++t) {
+    const int buf = static_cast<int>(t & 1);
+    if (t + 1 < ktiles) load_tile((t + 1) * BK);  // global loads overlap the MMAs below
+    const T* xs = reinterpret_cast<const T*>(tiles + buf * 2 * TILE);
+    const T* ws = xs + TILE;
+#pragma unroll
+    for (int kk = 0; kk < BK; kk += 16) {
+      // B(k, n) = W[n][k]: the [n][k] tile is B in column-major order with leading dim LDS.
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> bf[FN];
+#pragma unroll
+      for (int j = 0; j < FN; ++j)
+        wmma::load_matrix_sync(bf[j], ws + (warp_n * WTN + j * 16) * LDS + kk, LDS);
+#pragma unroll
+      for (int i = 0; i < FM; ++i) {
+        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> af;
+        wmma::load_matrix_sync(af, xs + (warp_m * WTM + i * 16) * LDS + kk, LDS);
+#pragma unroll
+        for (int j = 0; j < FN; ++j) wmma::mma_sync(acc[i][j], af, bf[j], acc[i][j]);
+      }
+    }
+    // Buffer buf^1 was last read in iteration t-1, and every warp passed the barrier since.
+    if (t + 1 < ktiles) store_tile(buf ^ 1);
+    __syncthreads();
+  }
+
+  // Epilogue: each warp spills one fragment at a time to its own 16x16 f32 scratch (reusing the
+  // tile buffers: the loop's final barrier ended all reads of them), then writes the in-bounds
+  // elements with the bias.
+  float* scratch = reinterpret_cast<float*>(smem) + warp * 256;
+#pragma unroll
+  for (int i = 0; i < FM; ++i) {
+#pragma unroll
+    for (int j = 0; j < FN; ++j) {
+      wmma::store_matrix_sync(scratch, acc[i][j], 16, wmma::mem_row_major);
+      __syncwarp();
+      const int64_t rm = m0 + warp_m * WTM + i * 16, cn = n0 + warp_n * WTN + j * 16;
+      for (int e = lane; e < 256; e += 32) {
+        const int64_t gm = rm + e / 16, gn = cn + e % 16;
+        if (gm < M && gn < N) y[gm * ldy + gn] = scratch[e] + (bias != nullptr ? bias[gn] : 0.0f);
+      }
+      __syncwarp();  // reads done before the next fragment overwrites scratch
+    }
+  }
+}
+
+// ---- SIMT f32 GEMM (f32 W) ----------------------------------------------------------------------
+
+namespace sg {
+constexpr int BM = 128, BN = 128, BK = 8, THREADS = 256;
+constexpr int LDS = BM + 4;  // pitch of the k-major tiles; +4 staggers the transposed stores
+static_assert(BM == BN && BM * BK / 4 == THREADS, "one float4 chunk of x and of W per thread");
+}  // namespace sg
+
+// Tiles are stored k-major (xs[k][m], ws[k][n]) so each thread reads its 8 rows and 8 columns as
+// float4s. A thread owns rows {ty*4..+3, 64+ty*4..+3} x cols {tx*4..+3, 64+tx*4..+3}: the split keeps
+// the float4 reads of a warp contiguous (conflict-free). x_vec / w_vec: pointer 16-B aligned and
+// row stride % 4 == 0.
+__global__ void __launch_bounds__(sg::THREADS)
+    gemm_f32(const float* __restrict__ x, int64_t ldx, const float* __restrict__ w,
+             const float* __restrict__ bias, float* __restrict__ y, int64_t ldy, int64_t M,
+             int64_t N, int64_t K, bool x_vec, bool w_vec, bool y_vec) {
+  using namespace sg;
+  __shared__ __align__(16) float xs[2][BK][LDS];
+  __shared__ __align__(16) float ws[2][BK][LDS];
+  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM;
+  const int64_t n0 = static_cast<int64_t>(blockIdx.y) * BN;
+  const int lr = tid / 2, lk = (tid % 2) * 4;  // this thread's load chunk: row lr, k lk..lk+3
+
+  float xr[4], wr[4];
+  auto load_chunk = [&](const float* base, int64_t ld, int64_t rows, int64_t r0, bool vec,
+                        int64_t k0, float* out) {
+    const int64_t gr = r0 + lr, gk = k0 + lk;
+    out[0] = out[1] = out[2] = out[3] = 0.0f;
+    if (gr >= rows) return;
+    const float* src = base + gr * ld + gk;
+    if (vec && gk + 4 <= K) {
+      const float4 t = *reinterpret_cast<const float4*>(src);
+      out[0] = t.x; out[1] = t.y; out[2] = t.z; out[3] = t.w;
+    } else {
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        if (gk + j < K) out[j] = src[j];
+    }
+  };
+  auto load_tile = [&](int64_t k0) {
+    load_chunk(x, ldx, M, m0, x_vec, k0, xr);
+    load_chunk(w, K, N, n0, w_vec, k0, wr);
+  };
+  auto store_tile = [&](int buf) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      xs[buf][lk + j][lr] = xr[j];
+      ws[buf][lk + j][lr] = wr[j];
+    }
+  };
+
+  float acc[8][8];
+#pragma unroll
+  for (int i = 0; i < 8; ++i)
+#pragma unroll
+    for (int j = 0; j < 8; ++j) acc[i][j] = 0.0f;
+
+  const int64_t ktiles = (K + BK - 1) / BK;
+  load_tile(0);
+  store_tile(0);
+  __syncthreads();
+  for (int64_t t = 0; t < ktiles; ++t) {
+    const int buf = static_cast<int>(t & 1);
+    if (t + 1 < ktiles) load_tile((t + 1) * BK);
+#pragma unroll
+    for (int kk = 0; kk < BK; ++kk) {
+      const float4 a0 = *reinterpret_cast<const float4*>(&xs[buf][kk][ty * 4]);
+      const float4 a1 = *reinterpret_cast<const float4*>(&xs[buf][kk][64 + ty * 4]);
+      const float4 b0 = *reinterpret_cast<const float4*>(&ws[buf][kk][tx * 4]);
+      const float4 b1 = *reinterpret_cast<const float4*>(&ws[buf][kk][64 + tx * 4]);
+      const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+      const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+#pragma unroll
+      for (int i = 0; i < 8; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+    if (t + 1 < ktiles) store_tile(buf ^ 1);  // buf^1 was last read before the previous barrier
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const int64_t gm = m0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + (i - 4));
+    if (gm >= M) continue;
+    float* yr = y + gm * ldy;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int64_t gn = n0 + half * 64 + tx * 4;
+      float v[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const bool in = gn + j < N;
+        v[j] = acc[i][half * 4 + j] + (in && bias != nullptr ? bias[gn + j] : 0.0f);
+      }
+      if (y_vec && gn + 4 <= N) {
+        *reinterpret_cast<float4*>(yr + gn) = make_float4(v[0], v[1], v[2], v[3]);
+      } else {
+#pragma unroll
+        for (int j = 0; j < 4; ++j)
+          if (gn + j < N) yr[gn + j] = v[j];
+      }
+    }
+  }
+}
+
+// ---- launchers ----------------------------------------------------------------------------------
+
+template <typename T, int MR>
+void launch_gemv_m(const float* x, int64_t ldx, const void* w, const float* bias, float* y,
+                   int64_t ldy, int64_t N, int64_t K, cudaStream_t s) {
+  constexpr int V = 16 / static_cast<int>(sizeof(T));
+  const bool vec = aligned16(w) && K % V == 0 && aligned16(x) && ldx % 4 == 0;
+  const unsigned blocks = static_cast<unsigned>((N + kGemvWarps - 1) / kGemvWarps);
+  const T* wt = static_cast<const T*>(w);
+  if (vec)
+    gemv_kernel<T, MR, true><<<blocks, kGemvWarps * 32, 0, s>>>(x, ldx, wt, bias, y, ldy, N, K);
+  else
+    gemv_kernel<T, MR, false><<<blocks, kGemvWarps * 32, 0, s>>>(x, ldx, wt, bias, y, ldy, N, K);
+}
+
+template <typename T>
+void launch_gemv(const float* x, int64_t ldx, const void* w, const float* bias, float* y,
+                 int64_t ldy, int64_t M, int64_t N, int64_t K, cudaStream_t s) {
+  switch (M) {  // M in [1, 8], checked by the caller
+    case 1: launch_gemv_m<T, 1>(x, ldx, w, bias, y, ldy, N, K, s); break;
+    case 2: launch_gemv_m<T, 2>(x, ldx, w, bias, y, ldy, N, K, s); break;
+    case 3: launch_gemv_m<T, 3>(x, ldx, w, bias, y, ldy, N, K, s); break;
+    case 4: launch_gemv_m<T, 4>(x, ldx, w, bias, y, ldy, N, K, s); break;
+    case 5: launch_gemv_m<T, 5>(x, ldx, w, bias, y, ldy, N, K, s); break;
+    case 6: launch_gemv_m<T, 6>(x, ldx, w, bias, y, ldy, N, K, s); break;
+    case 7: launch_gemv_m<T, 7>(x, ldx, w, bias, y, ldy, N, K, s); break;
+    default: launch_gemv_m<T, 8>(x, ldx, w, bias, y, ldy, N, K, s); break;
+  }
+}
+
+constexpr int64_t kGemvMaxM = 8;
+constexpr int64_t kMaxGridX = 2147483647, kMaxGridY = 65535;
+
+}  // namespace
+
+Status gemm(const float* x, int64_t ldx, const void* w, DType wdt, const float* bias, float* y,
+            int64_t ldy, int64_t M, int64_t N, int64_t K, void* stream) {
+  if (M < 1 || N < 1 || K < 1 || ldx < K || ldy < N)
+    return make_error(Code::ARG, "gemm: bad sizes M=" + std::to_string(M) + " N=" +
+                                     std::to_string(N) + " K=" + std::to_string(K) + " ldx=" +
+                                     std::to_string(ldx) + " ldy=" + std::to_string(ldy));
+  if (!x || !w || !y) return make_error(Code::ARG, "gemm: null pointer");
+  if (!is_float(wdt))
+    return make_error(Code::DTYPE, std::string("gemm: weights must be f32/f16/bf16, got ") +
+                                       dtype_name(wdt));
+  auto s = static_cast<cudaStream_t>(stream);
+
+  if (M <= kGemvMaxM) {
+    if ((N + kGemvWarps - 1) / kGemvWarps > kMaxGridX)
+      return make_error(Code::ARG, "gemm: N=" + std::to_string(N) + " too large");
+    switch (wdt) {
+      case DType::F32: launch_gemv<float>(x, ldx, w, bias, y, ldy, M, N, K, s); break;
+      case DType::F16: launch_gemv<__half>(x, ldx, w, bias, y, ldy, M, N, K, s); break;
+      default: launch_gemv<__nv_bfloat16>(x, ldx, w, bias, y, ldy, M, N, K, s); break;
+    }
+    return check_launch("gemm (gemv)");
+  }
+
+  // Tiled kernels: M tiles on grid x, N tiles on grid y (limit 65535, i.e. N <= 8,388,480).
+  const int64_t tiles_m = (M + 127) / 128, tiles_n = (N + 127) / 128;
+  if (tiles_m > kMaxGridX || tiles_n > kMaxGridY)
+    return make_error(Code::ARG, "gemm: M=" + std::to_string(M) + " N=" + std::to_string(N) +
+                                     " exceed the grid limits");
+  const dim3 grid(static_cast<unsigned>(tiles_m), static_cast<unsigned>(tiles_n));
+  const bool x_vec = aligned16(x) && ldx % 4 == 0;
+  if (wdt == DType::F32) {
+    const bool w_vec = aligned16(w) && K % 4 == 0;
+    const bool y_vec = aligned16(y) && ldy % 4 == 0;
+    gemm_f32<<<grid, sg::THREADS, 0, s>>>(x, ldx, static_cast<const float*>(w), bias, y, ldy, M,
+                                          N, K, x_vec, w_vec, y_vec);
+    return check_launch("gemm (f32)");
+  }
+  const bool w_vec = aligned16(w) && K % 8 == 0;
+  const auto* wbits = static_cast<const uint16_t*>(w);
+  if (wdt == DType::F16)
+    gemm_wmma<__half><<<grid, wm::THREADS, 0, s>>>(x, ldx, wbits, bias, y, ldy, M, N, K, x_vec,
+                                                   w_vec);
+  else
+    gemm_wmma<__nv_bfloat16><<<grid, wm::THREADS, 0, s>>>(x, ldx, wbits, bias, y, ldy, M, N, K,
+                                                          x_vec, w_vec);
+  return check_launch("gemm (tensor core)");
+}
+
+}  // namespace mk::cuda

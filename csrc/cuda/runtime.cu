@@ -1,0 +1,167 @@
+// The CUDA build's implementation of the mk::gpu backend interface (core/device.h); the CPU-only
+// build uses core/cuda_stub.cc instead. Same functions, same semantics.
+//
+// Threading model: every device gets one non-blocking stream, created on first use. All work for a
+// device (copies and kernels) goes to that stream, so it executes in submission order. The CUDA
+// "current device" is per host thread, so every entry point that touches a device first calls
+// cudaSetDevice(dev) — including stream(dev), so a kernel launched right after stream(dev) on the
+// same thread targets the right GPU.
+#include <cuda_runtime.h>
+
+#include <mutex>
+#include <string>
+
+#include "core/device.h"
+#include "cuda/check.h"
+
+namespace mk::gpu {
+namespace {
+
+constexpr int kMaxDevices = 64;  // more GPUs than this in one process are not addressable
+
+int query_device_count() {
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();  // no driver / insufficient driver / no device: not an error here
+    return 0;
+  }
+  if (n < 0) n = 0;
+  return n < kMaxDevices ? n : kMaxDevices;
+}
+
+struct StreamSlot {
+  std::once_flag once;
+  cudaStream_t stream = nullptr;
+  cudaError_t error = cudaSuccess;  // why creation failed (the stream is then never created)
+};
+StreamSlot g_streams[kMaxDevices];
+
+// The device's stream, created once. On failure the slot keeps the error: copies report it, and
+// stream() returns nullptr (the legacy default stream), on which launches will fail the same way.
+StreamSlot& slot(int dev) {
+  StreamSlot& s = g_streams[dev];
+  std::call_once(s.once, [&s, dev] {
+    cudaError_t e = cudaSetDevice(dev);
+    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking);
+    if (e != cudaSuccess) {
+      (void)cudaGetLastError();
+      s.stream = nullptr;
+      s.error = e;
+    }
+  });
+  return s;
+}
+
+// Validates `dev`, makes it current on this thread and returns its stream.
+Status enter(int dev, cudaStream_t* out) {
+  MK_RETURN_IF_ERROR(check_device(dev));
+  MK_CUDA_CHECK(cudaSetDevice(dev));
+  StreamSlot& s = slot(dev);
+  if (s.error != cudaSuccess)
+    return cuda::cuda_status(s.error, "cudaStreamCreateWithFlags", __FILE__, __LINE__);
+  *out = s.stream;
+  return Status::Ok();
+}
+
+Status copy(int dev, void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, bool sync) {
+  if (bytes == 0) return Status::Ok();
+  if (dst == nullptr || src == nullptr)
+    return make_error(Code::ARG, "copy of " + std::to_string(bytes) + " bytes with a null pointer");
+  cudaStream_t s = nullptr;
+  MK_RETURN_IF_ERROR(enter(dev, &s));
+  MK_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, s));
+  // Host<->device copies wait, so the host buffer may be reused (or read) when they return.
+  if (sync) MK_CUDA_CHECK(cudaStreamSynchronize(s));
+  return Status::Ok();
+}
+
+}  // namespace
+
+bool compiled() { return true; }
+
+int device_count() {
+  static const int count = query_device_count();  // thread-safe one-time initialization
+  return count;
+}
+
+Status check_device(int dev) {
+  const int n = device_count();
+  if (dev >= 0 && dev < n) return Status::Ok();
+  return make_error(Code::DEVICE, "no CUDA device cuda:" + std::to_string(dev) + "; found " +
+                                      std::to_string(n) + (n == 1 ? " GPU" : " GPUs"));
+}
+
+Status props(int dev, Props* out) {
+  MK_RETURN_IF_ERROR(check_device(dev));
+  cudaDeviceProp p;
+  MK_CUDA_CHECK(cudaGetDeviceProperties(&p, dev));
+  out->name = p.name;
+  out->total_memory = p.totalGlobalMem;
+  out->major = p.major;
+  out->minor = p.minor;
+  out->multiprocessors = p.multiProcessorCount;
+  return Status::Ok();
+}
+
+Status raw_malloc(int dev, size_t bytes, void** out) {
+  *out = nullptr;
+  MK_RETURN_IF_ERROR(check_device(dev));
+  MK_CUDA_CHECK(cudaSetDevice(dev));
+  void* p = nullptr;
+  cudaError_t e = cudaMalloc(&p, bytes == 0 ? 1 : bytes);  // never hand out null for 0 bytes
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    if (e == cudaErrorMemoryAllocation)
+      return make_error(Code::OOM, "out of GPU memory: cannot allocate " + std::to_string(bytes) +
+                                       " bytes on cuda:" + std::to_string(dev));
+    return cuda::cuda_status(e, "cudaMalloc", __FILE__, __LINE__);
+  }
+  *out = p;
+  return Status::Ok();
+}
+
+void raw_free(int dev, void* p) {
+  if (p == nullptr || check_device(dev).code != Code::OK) return;
+  if (cudaSetDevice(dev) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return;
+  }
+  // Kernels still queued on the device's stream may use `p`: drain the stream before freeing.
+  StreamSlot& s = slot(dev);
+  if (s.error == cudaSuccess && cudaStreamSynchronize(s.stream) != cudaSuccess)
+    (void)cudaGetLastError();
+  if (cudaFree(p) != cudaSuccess) (void)cudaGetLastError();
+}
+
+Status copy_h2d(int dev, void* dst, const void* src, size_t bytes) {
+  return copy(dev, dst, src, bytes, cudaMemcpyHostToDevice, true);
+}
+
+Status copy_d2h(int dev, void* dst, const void* src, size_t bytes) {
+  return copy(dev, dst, src, bytes, cudaMemcpyDeviceToHost, true);
+}
+
+Status copy_d2d(int dev, void* dst, const void* src, size_t bytes) {
+  return copy(dev, dst, src, bytes, cudaMemcpyDeviceToDevice, false);  // ordered on the stream
+}
+
+Status synchronize(int dev) {
+  cudaStream_t s = nullptr;
+  MK_RETURN_IF_ERROR(enter(dev, &s));
+  MK_CUDA_CHECK(cudaStreamSynchronize(s));  // also surfaces faults of earlier kernels
+  return Status::Ok();
+}
+
+void* stream(int dev) {
+  if (check_device(dev).code != Code::OK) return nullptr;
+  if (cudaSetDevice(dev) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return nullptr;
+  }
+  return static_cast<void*>(slot(dev).stream);
+}
+
+Status last_launch_error(const char* op) { return cuda::check_launch(op ? op : "kernel"); }
+
+}  // namespace mk::gpu

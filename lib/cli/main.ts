@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+// The `mambakit` command.
+import { info } from '../runtime';
+
+function usage(): never {
+  process.stderr.write('usage: mambakit info\n');
+  process.exit(2);
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+}
+
+function cmdInfo(json: boolean): void {
+  const i = info();
+  if (json) {
+    process.stdout.write(JSON.stringify(i, null, 2) + '\n');
+    return;
+  }
+  const lines = [
+    `mambakit ${i.version}`,
+    `CUDA compiled in: ${i.cudaCompiled ? 'yes' : 'no'}`,
+    `GPUs: ${i.gpus.length === 0 ? 'none found' : ''}`,
+    ...i.gpus.map((g) => `  cuda:${g.index} ${g.name}, ${gib(g.memoryBytes)}, compute ${g.computeCapability}, ${g.multiprocessors} SMs`),
+    `CPU features: ${i.cpuFeatures}`,
+    `CPU threads: ${i.threads}`,
+    `ops: ${i.ops.join(' ')}`,
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+const [cmd, ...rest] = process.argv.slice(2);
+if (cmd === 'info') cmdInfo(rest.includes('--json'));
+else usage();

@@ -1,0 +1,9 @@
+// The public API of mambakit.
+export { Tensor } from './tensor';
+export type { Device, FromOptions } from './tensor';
+export type { DType, TensorData } from './dtype';
+export { MambakitError } from './errors';
+export type { ErrorCode } from './errors';
+export * as ops from './ops';
+export { memory, emptyCache, setThreads, threads, gpus, cudaAvailable, synchronize, info } from './runtime';
+export type { MemoryStats, GpuInfo, RuntimeInfo } from './runtime';

@@ -1,0 +1,77 @@
+// The only file that loads and types the raw addon (node-gyp-build finds prebuilds/ or build/).
+import * as fs from 'fs';
+import * as path from 'path';
+
+import { MambakitError } from './errors';
+
+/** A native tensor handle. Methods reject/throw Errors with `code`. */
+export interface NativeTensor {
+  readonly dtype: number;
+  readonly shape: number[];
+  readonly device: string;
+  readonly nbytes: number;
+  readonly disposed: boolean;
+  read(asF32: boolean): Promise<ArrayBuffer>;
+  to(device: string): Promise<NativeTensor>;
+  dispose(): void;
+}
+
+export interface NativeStats {
+  tensors: number;
+  bytes: number;
+  peakBytes: number;
+  cachedBytes: number;
+}
+
+export interface NativeGpu {
+  index: number;
+  name: string;
+  memoryBytes: number;
+  computeCapability: string;
+  multiprocessors: number;
+}
+
+export interface NativeInfo {
+  cudaCompiled: boolean;
+  gpus: NativeGpu[];
+  cpuFeatures: string;
+  threads: number;
+  ops: string[];
+}
+
+interface Addon {
+  tensorFrom(view: ArrayBufferView, srcDtype: number, dstDtype: number, shape: number[], device: string): NativeTensor;
+  runOp(name: string, inputs: (NativeTensor | null)[], attrs: Record<string, number>): Promise<NativeTensor[]>;
+  memory(): Record<string, NativeStats>;
+  emptyCache(): void;
+  info(): NativeInfo;
+  setThreads(n: number): void;
+  synchronize(): Promise<void>;
+}
+
+// The package root: the nearest folder above this file with mambakit's package.json (this file runs
+// from lib/ under ts-jest and from dist/lib/ once compiled).
+function packageRoot(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const pj = path.join(dir, 'package.json');
+    if (fs.existsSync(pj) && (JSON.parse(fs.readFileSync(pj, 'utf8')) as { name?: string }).name === 'mambakit') return dir;
+    if (path.dirname(dir) === dir) throw new Error(`mambakit: package root not found above ${__dirname}`);
+  }
+}
+export const PKG_ROOT = packageRoot();
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const load = require('node-gyp-build') as (dir: string) => unknown;
+export const addon = load(PKG_ROOT) as Addon;
+
+/** Calls the addon, turning its errors (sync or async) into MambakitError. */
+export function call<T>(fn: () => T): T {
+  let r: T;
+  try {
+    r = fn();
+  } catch (e) {
+    throw MambakitError.from(e);
+  }
+  if (r instanceof Promise) return r.catch((e: unknown) => { throw MambakitError.from(e); }) as T;
+  return r;
+}

@@ -1,0 +1,84 @@
+// Eager ops: each queues one native op (checked natively, run off the JS thread) and resolves with
+// its outputs once it has run. Errors reject with a MambakitError naming the op and the shapes.
+import { DType, dtypeId } from './dtype';
+import { addon, call } from './native';
+import { Tensor } from './tensor';
+
+async function run(name: string, inputs: (Tensor | undefined)[], attrs: Record<string, number> = {}): Promise<Tensor[]> {
+  const handles = inputs.map((t) => (t === undefined ? null : t.handle));
+  const out = await call(() => addon.runOp(name, handles, attrs));
+  return out.map((h) => Tensor.fromHandle(h));
+}
+
+async function one(name: string, inputs: (Tensor | undefined)[], attrs?: Record<string, number>): Promise<Tensor> {
+  const [y] = await run(name, inputs, attrs);
+  return y;
+}
+
+/** y[..., N] = x[..., K] · w[N, K]ᵀ (+ bias[N]). x f32; w f32, f16 or bf16. */
+export function gemm(x: Tensor, w: Tensor, bias?: Tensor): Promise<Tensor> {
+  return one('gemm', [x, w, bias]);
+}
+
+/** a + b; b's shape equals a's or a suffix of it (broadcast over leading dims). */
+export function add(a: Tensor, b: Tensor): Promise<Tensor> {
+  return one('add', [a, b]);
+}
+
+/** a ⊙ b; b's shape equals a's or a suffix of it. */
+export function mul(a: Tensor, b: Tensor): Promise<Tensor> {
+  return one('mul', [a, b]);
+}
+
+/** x · sigmoid(x) */
+export function silu(x: Tensor): Promise<Tensor> {
+  return one('silu', [x]);
+}
+
+/** log(1 + eˣ) (x for x > 20) */
+export function softplus(x: Tensor): Promise<Tensor> {
+  return one('softplus', [x]);
+}
+
+/** Exact GELU: ½x(1 + erf(x/√2)) */
+export function gelu(x: Tensor): Promise<Tensor> {
+  return one('gelu', [x]);
+}
+
+/** x / √(mean(x²) + eps) ⊙ weight, over the last dim. */
+export function rmsnorm(x: Tensor, weight: Tensor, opts: { eps?: number } = {}): Promise<Tensor> {
+  return one('rmsnorm', [x, weight, undefined], { eps: opts.eps ?? 1e-5 });
+}
+
+/** Fused pre-norm residual step: sum = x + residual; out = rmsnorm(sum) ⊙ weight. */
+export async function rmsnormResidual(
+  x: Tensor, residual: Tensor, weight: Tensor, opts: { eps?: number } = {},
+): Promise<{ out: Tensor; sum: Tensor }> {
+  const [out, sum] = await run('rmsnorm', [x, weight, residual], { eps: opts.eps ?? 1e-5 });
+  return { out, sum };
+}
+
+/** (x − mean) / √(var + eps) ⊙ weight (+ bias), over the last dim. */
+export function layernorm(x: Tensor, weight: Tensor, bias?: Tensor, opts: { eps?: number } = {}): Promise<Tensor> {
+  return one('layernorm', [x, weight, bias], { eps: opts.eps ?? 1e-5 });
+}
+
+/** Rows of `table` [V, D] (f32/f16/bf16) for i32 `ids` → f32 [...ids.shape, D]. */
+export function embedding(ids: Tensor, table: Tensor): Promise<Tensor> {
+  return one('embedding', [ids, table]);
+}
+
+/** Softmax over the last dim. */
+export function softmax(x: Tensor): Promise<Tensor> {
+  return one('softmax', [x]);
+}
+
+/** Index of the maximum over the last dim (first one on ties; a NaN wins) → i32. */
+export function argmax(x: Tensor): Promise<Tensor> {
+  return one('argmax', [x]);
+}
+
+/** Converts between float dtypes (round to nearest even). */
+export function cast(x: Tensor, dtype: Extract<DType, 'f32' | 'f16' | 'bf16'>): Promise<Tensor> {
+  return one('cast', [x], { dtype: dtypeId(dtype) });
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+// Builds the addon with cmake-js (CUDA when nvcc is found). `--if-needed` (the install script)
+// skips the build when a prebuilt binary for this platform is already in prebuilds/.
+'use strict';
+const { spawnSync } = require('child_process');
+const fs = require('fs');
+const path = require('path');
+
+const root = path.join(__dirname, '..');
+if (process.argv.includes('--if-needed') && !process.env.MAMBAKIT_BUILD_FROM_SOURCE) {
+  const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+  if (fs.existsSync(dir) && fs.readdirSync(dir).some((f) => f.endsWith('.node'))) {
+    console.log(`mambakit: using the prebuilt addon in ${path.relative(root, dir)}`);
+    process.exit(0);
+  }
+}
+const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
+const args = [cmakeJs, 'compile', '--out', 'build'];
+if (process.env.MAMBAKIT_CUDA === '0') args.push('--CDMAMBAKIT_CUDA=OFF');
+const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
+process.exit(r.status === null ? 1 : r.status);
