@@ -14,10 +14,12 @@ export class MambakitError extends Error {
   /** Turns what native code threw (an Error carrying `code`) into a MambakitError. */
   static from(e: unknown): Error {
     if (e instanceof MambakitError) return e;
-    if (e instanceof Error) {
-      const code = (e as Error & { code?: unknown }).code;
-      if (typeof code === 'string' && CODES.includes(code)) return new MambakitError(code as ErrorCode, e.message);
-      return e;
+    // Duck-typed: errors made by the addon come from the main realm, where `instanceof Error` fails
+    // inside a vm context (jest), so test the shape instead.
+    if (typeof e === 'object' && e !== null && typeof (e as { message?: unknown }).message === 'string') {
+      const { code, message } = e as { code?: unknown; message: string };
+      if (typeof code === 'string' && CODES.includes(code)) return new MambakitError(code as ErrorCode, message);
+      return e instanceof Error ? e : new Error(message);
     }
     return new Error(String(e));
   }

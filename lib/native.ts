@@ -72,6 +72,11 @@ export function call<T>(fn: () => T): T {
   } catch (e) {
     throw MambakitError.from(e);
   }
-  if (r instanceof Promise) return r.catch((e: unknown) => { throw MambakitError.from(e); }) as T;
+  // A promise made by the addon belongs to the main realm (not `instanceof Promise` under jest's vm).
+  if (isThenable(r)) return Promise.resolve(r).catch((e: unknown) => { throw MambakitError.from(e); }) as T;
   return r;
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }

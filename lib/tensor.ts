@@ -13,6 +13,10 @@ export interface FromOptions {
 
 type Source = Float32Array | Int32Array | Uint8Array | Uint16Array | readonly number[];
 
+// Node 20 defines Symbol.dispose in its main realm only; a vm context (jest) lacks it. Define it
+// where missing so `using t = Tensor.from(...)` works in both.
+if (typeof Symbol.dispose !== 'symbol') Object.defineProperty(Symbol, 'dispose', { value: Symbol.for('Symbol.dispose') });
+
 // Backstop only: a tensor dropped without dispose() frees its memory when collected.
 const registry = new FinalizationRegistry<NativeTensor>((h) => {
   if (!h.disposed) h.dispose();

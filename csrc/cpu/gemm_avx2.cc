@@ -25,9 +25,14 @@ namespace {
 
 constexpr int64_t kGemvMaxM = 8;  // at or below: GEMV path
 constexpr int MR = 6, NR = 16;    // micro-tile: 6 rows of x by 16 rows of W
+#ifdef MK_TUNE
+static int64_t envi(const char* n, int64_t d) { const char* e = getenv(n); return e ? atol(e) : d; }
+static const int64_t KC = envi("KC", 256), MC = envi("MC", 144), NC = envi("NC", 2048);
+#else
 constexpr int64_t KC = 256;       // K block: a 16 x KC W micro-panel (16 KiB) stays in L1
 constexpr int64_t MC = 144;       // M block: an MC x KC x panel (144 KiB) stays in L2
-constexpr int64_t NC = 512;       // N block: a KC x NC W panel (512 KiB) stays in L2/L3
+constexpr int64_t NC = 2048;      // N block: a KC x NC W panel (2 MiB) stays in L3
+#endif
 
 inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
@@ -246,7 +251,7 @@ MK_AVX2 void pack_w(const typename L::T* w, int64_t K, int64_t n0, int64_t nn, i
       const int64_t rb = p + 8 * h;  // first row of this 8-row half
       const int nrow = static_cast<int>(std::clamp<int64_t>(nn - rb, 0, 8));
       const typename L::T* src[8];
-      for (int i = 0; i < 8; ++i) src[i] = w + (n0 + rb + std::min(i, std::max(nrow - 1, 0))) * K + k0;
+      for (int i = 0; i < 8; ++i) src[i] = i < nrow ? w + (n0 + rb + i) * K + k0 : nullptr;
       for (int64_t k = 0; k < kc8; k += 8) {
         __m256 r[8];
         for (int i = 0; i < 8; ++i) r[i] = i < nrow ? L::load8(src[i] + k) : _mm256_setzero_ps();
@@ -261,17 +266,25 @@ MK_AVX2 void pack_w(const typename L::T* w, int64_t K, int64_t n0, int64_t nn, i
 }
 
 // x rows [m0, m0 + mm) x cols [k0, k0 + kc) -> panels of [kc][MR]; rows past mm are zero.
-void pack_x(const float* x, int64_t ldx, int64_t m0, int64_t mm, int64_t k0, int64_t kc,
-            float* dst) {
+// Each transposed column is stored 8 wide: its 2 extra lanes land in the next column's slots,
+// which are written afterwards (dst needs 8 floats of slack past the last panel).
+MK_AVX2 void pack_x(const float* x, int64_t ldx, int64_t m0, int64_t mm, int64_t k0, int64_t kc,
+                    float* dst) {
+  static_assert(MR <= 8, "pack_x transposes 8 rows at a time");
+  const int64_t kc8 = kc & ~int64_t{7};
   for (int64_t p = 0; p < mm; p += MR, dst += MR * kc) {
-    for (int i = 0; i < MR; ++i) {
-      if (p + i < mm) {
-        const float* s = x + (m0 + p + i) * ldx + k0;
-        for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = s[k];
-      } else {
-        for (int64_t k = 0; k < kc; ++k) dst[k * MR + i] = 0.f;
-      }
+    const int nrow = static_cast<int>(std::min<int64_t>(MR, mm - p));
+    const float* src[MR];
+    for (int i = 0; i < MR; ++i) src[i] = i < nrow ? x + (m0 + p + i) * ldx + k0 : nullptr;
+    for (int64_t k = 0; k < kc8; k += 8) {
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i)
+        r[i] = i < nrow ? _mm256_loadu_ps(src[i] + k) : _mm256_setzero_ps();
+      transpose8(r);
+      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (k + i) * MR, r[i]);
     }
+    for (int64_t k = kc8; k < kc; ++k)
+      for (int i = 0; i < MR; ++i) dst[k * MR + i] = i < nrow ? src[i][k] : 0.f;
   }
 }
 
@@ -334,7 +347,7 @@ MK_AVX2 void gemm_rect(const float* x, int64_t ldx, const typename L::T* w, cons
   const int64_t nmb = (m1 - m0 + MC - 1) / MC;
   const int64_t mcb = round_up((m1 - m0 + nmb - 1) / nmb, MR);
   float* bw = wbuf.get(round_up(std::min(NC, n1 - n0), NR) * kcb);
-  float* bx = xbuf.get(round_up(std::min(mcb, m1 - m0), MR) * kcb);
+  float* bx = xbuf.get(round_up(std::min(mcb, m1 - m0), MR) * kcb + 8);
   for (int64_t nc0 = n0; nc0 < n1; nc0 += NC) {
     const int64_t nc = std::min(NC, n1 - nc0);
     for (int64_t k0 = 0; k0 < K; k0 += kcb) {

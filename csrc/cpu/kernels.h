@@ -32,5 +32,6 @@ void argmax(const float* x, int32_t* y, int64_t rows, int64_t D);
 // Scalar math shared by the kernels (the CUDA kernels use the same definitions).
 inline float silu_f(float x) { return x / (1.f + std::exp(-x)); }
 inline float softplus_f(float x) { return x > 20.f ? x : std::log1p(std::exp(x)); }
-inline float gelu_f(float x) { return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f)); }
+// erfc form: 1 + erf(x/√2) cancels for x << 0, erfc(-x/√2) keeps full relative precision there.
+inline float gelu_f(float x) { return 0.5f * x * std::erfc(-x * 0.70710678118654752f); }
 }  // namespace mk::cpu

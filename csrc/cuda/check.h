@@ -37,7 +37,7 @@ inline Status check_launch(const char* op) {
 
 }  // namespace mk::cuda
 
-// Evaluates `expr` (a cudaError_t); on failure returns the error Status from the enclosing function.
+// Evaluates `expr` (a cudaError_t); on failure returns the error Status from the caller.
 #define MK_CUDA_CHECK(expr)                                                     \
   do {                                                                          \
     cudaError_t _mk_cuda_err = (expr);                                          \

@@ -3,13 +3,13 @@
 // in f32, f16 or bf16.
 //
 // Three kernels, chosen by the launcher:
-//  * gemv_kernel   (M <= 8, any W dtype): decode. One warp per output column n reads W[n, :] once
-//    (16-byte vector loads when aligned) and keeps M f32 accumulators; x (M*K floats) stays hot in
-//    L1/L2. Memory-bound on W, so the only goal is streaming W at full bandwidth. Exact f32 math.
-//  * gemm_wmma     (M > 8, f16/bf16 W): prefill. Tensor cores through nvcuda::wmma 16x16x16 with f32
+//  * gemv_kernel (M <= 8, any W dtype): decode. One warp per output column n reads W[n, :] once
+//    (16-byte vector loads when aligned) and keeps M f32 accumulators; x (M*K floats) stays hot
+//    in L1/L2. Memory-bound on W: the only goal is streaming W at full bandwidth. Exact f32 math.
+//  * gemm_wmma (M > 8, f16/bf16 W): prefill. Tensor cores through nvcuda::wmma 16x16x16 with f32
 //    accumulation. 128x128 block tile, 8 warps (2x4, each 64x32), K step 32, x converted to the
 //    weight's half type while being staged into shared memory, register-staged double buffering.
-//  * gemm_f32      (M > 8, f32 W): SIMT f32 (no TF32, so results match an f32 reference). 128x128
+//  * gemm_f32 (M > 8, f32 W): SIMT f32 (no TF32, so results match an f32 reference). 128x128
 //    block tile, 256 threads with 8x8 micro-tiles, K step 8, register-staged double buffering.
 // Partial tiles are zero-padded in shared memory and every global access is bounds-checked, so any
 // M, N, K >= 1 works; vector loads are used only when the pointer and the row stride are aligned.
@@ -20,6 +20,8 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "cuda/check.h"
 #include "cuda/kernels.h"
@@ -156,7 +158,7 @@ constexpr int W_CHUNKS = BN * BK / 8 / THREADS;        // uint4 chunks of W per 
 constexpr int SMEM_BYTES = 2 * 2 * TILE * 2;           // [buffer][x|W] tiles: 40960 B
 static_assert(BM == BN, "one tile size for both operands");
 static_assert(X_CHUNKS * THREADS * 4 == BM * BK && W_CHUNKS * THREADS * 8 == BN * BK, "tiling");
-static_assert((16 * LDS * 2) % 32 == 0 && (TILE * 2) % 32 == 0, "wmma pointers must be 32B aligned");
+static_assert((16 * LDS * 2) % 32 == 0 && (TILE * 2) % 32 == 0, "wmma pointers: 32-B aligned");
 static_assert(SMEM_BYTES >= (THREADS / 32) * 256 * 4, "epilogue scratch fits in the tile buffers");
 }  // namespace wm
 
@@ -198,8 +200,10 @@ __global__ void __launch_bounds__(wm::THREADS)
             if (gk + j < K) v[j] = src[j];
         }
       }
-      xr[c].x = static_cast<unsigned>(to_bits<T>(v[0])) | (static_cast<unsigned>(to_bits<T>(v[1])) << 16);
-      xr[c].y = static_cast<unsigned>(to_bits<T>(v[2])) | (static_cast<unsigned>(to_bits<T>(v[3])) << 16);
+      unsigned h[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) h[j] = to_bits<T>(v[j]);
+      xr[c] = make_uint2(h[0] | (h[1] << 16), h[2] | (h[3] << 16));
     }
 #pragma unroll
     for (int c = 0; c < W_CHUNKS; ++c) {
@@ -303,10 +307,10 @@ static_assert(BM == BN && BM * BK / 4 == THREADS, "one float4 chunk of x and of 
 }  // namespace sg
 
 // Tiles are stored k-major (xs[k][m], ws[k][n]) so each thread reads its 8 rows and 8 columns as
-// float4s. A thread owns rows {ty*4..+3, 64+ty*4..+3} x cols {tx*4..+3, 64+tx*4..+3}: the split keeps
-// the float4 reads of a warp contiguous (conflict-free). x_vec / w_vec: pointer 16-B aligned and
-// row stride % 4 == 0.
-__global__ void __launch_bounds__(sg::THREADS)
+// float4s. A thread owns rows {ty*4..+3, 64+ty*4..+3} x cols {tx*4..+3, 64+tx*4..+3}: the split
+// keeps the float4 reads of a warp contiguous (conflict-free). x_vec / w_vec / y_vec: pointer
+// 16-B aligned and row stride % 4 == 0.
+__global__ void __launch_bounds__(sg::THREADS, 2)
     gemm_f32(const float* __restrict__ x, int64_t ldx, const float* __restrict__ w,
              const float* __restrict__ bias, float* __restrict__ y, int64_t ldy, int64_t M,
              int64_t N, int64_t K, bool x_vec, bool w_vec, bool y_vec) {
@@ -416,22 +420,25 @@ void launch_gemv_m(const float* x, int64_t ldx, const void* w, const float* bias
     gemv_kernel<T, MR, false><<<blocks, kGemvWarps * 32, 0, s>>>(x, ldx, wt, bias, y, ldy, N, K);
 }
 
+constexpr int64_t kGemvMaxM = 8;
+
+// Calls f(std::integral_constant<int, MR>) with MR == m, for m in [1, kGemvMaxM].
+template <int MR = 1, typename F>
+void with_rows(int64_t m, F&& f) {
+  if constexpr (MR < kGemvMaxM) {
+    if (m != MR) return with_rows<MR + 1>(m, std::forward<F>(f));
+  }
+  f(std::integral_constant<int, MR>{});
+}
+
 template <typename T>
 void launch_gemv(const float* x, int64_t ldx, const void* w, const float* bias, float* y,
                  int64_t ldy, int64_t M, int64_t N, int64_t K, cudaStream_t s) {
-  switch (M) {  // M in [1, 8], checked by the caller
-    case 1: launch_gemv_m<T, 1>(x, ldx, w, bias, y, ldy, N, K, s); break;
-    case 2: launch_gemv_m<T, 2>(x, ldx, w, bias, y, ldy, N, K, s); break;
-    case 3: launch_gemv_m<T, 3>(x, ldx, w, bias, y, ldy, N, K, s); break;
-    case 4: launch_gemv_m<T, 4>(x, ldx, w, bias, y, ldy, N, K, s); break;
-    case 5: launch_gemv_m<T, 5>(x, ldx, w, bias, y, ldy, N, K, s); break;
-    case 6: launch_gemv_m<T, 6>(x, ldx, w, bias, y, ldy, N, K, s); break;
-    case 7: launch_gemv_m<T, 7>(x, ldx, w, bias, y, ldy, N, K, s); break;
-    default: launch_gemv_m<T, 8>(x, ldx, w, bias, y, ldy, N, K, s); break;
-  }
+  with_rows(M, [&](auto mr) {
+    launch_gemv_m<T, decltype(mr)::value>(x, ldx, w, bias, y, ldy, N, K, s);
+  });
 }
 
-constexpr int64_t kGemvMaxM = 8;
 constexpr int64_t kMaxGridX = 2147483647, kMaxGridY = 65535;
 
 }  // namespace

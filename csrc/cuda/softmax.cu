@@ -1,9 +1,9 @@
 // Row-wise softmax and argmax over the last dimension.
 //
-// Design: one block per row (block-stride loop over rows beyond the launch cap), threads stride over
-// the row, warp-shuffle + shared-memory block reductions. Softmax makes three passes (max, sum of
-// exp(x - max), normalize), re-reading the row from L1/L2 so any D works; y may alias x because
-// each element is read and written by the same thread and the reductions are barriers.
+// Design: one block per row (block-stride loop over rows beyond the launch cap), threads stride
+// over the row, warp-shuffle + shared-memory block reductions. Softmax makes three passes (max,
+// sum of exp(x - max), normalize), re-reading the row from L1/L2 so any D works; y may alias x
+// because each element is read and written by the same thread and the reductions are barriers.
 #include <cuda_runtime.h>
 
 #include <climits>

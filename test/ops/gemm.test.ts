@@ -1,0 +1,40 @@
+import { Tensor, ops } from '../../lib';
+import { DEVICES } from '../helpers/backends';
+import { expectClose } from '../helpers/compare';
+import { uniform } from '../helpers/random';
+import { gemmRef } from '../helpers/ref';
+
+// Shapes reach every path: GEMV rows (M ≤ 8), packed tiles with ragged edges, K not a multiple of 8.
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1], [1, 37, 19], [1, 768, 768], [2, 33, 70], [3, 65, 9], [4, 100, 257], [7, 129, 33], [8, 64, 64],
+  [9, 17, 31], [17, 45, 130], [64, 96, 200], [97, 131, 67], [130, 257, 515], [513, 33, 2049],
+];
+const WDTYPES = ['f32', 'f16', 'bf16'] as const;
+
+describe.each(DEVICES)('gemm on %s', (device) => {
+  test.each(WDTYPES)('x·Wᵀ with %s weights against float64, awkward shapes', async (wdt) => {
+    for (const [M, N, K] of SHAPES) {
+      for (const withBias of [false, true]) {
+        const x = Tensor.from(uniform(M * K), [M, K], { device });
+        const w = Tensor.from(uniform(N * K), [N, K], { dtype: wdt, device });
+        const b = withBias ? Tensor.from(uniform(N), [N], { device }) : undefined;
+        const y = await ops.gemm(x, w, b);
+        expect(y.shape).toEqual([M, N]);
+        expect(y.dtype).toBe('f32');
+        // The reference sees the weights as stored (rounded to the half type).
+        const ref = gemmRef(await x.data(), await w.data(), b ? await b.data() : null, M, N, K);
+        const tol = device !== 'cpu' && wdt !== 'f32' ? 1e-2 : 2e-5;
+        expectClose(await y.data(), ref, tol, `gemm ${device} ${wdt} M=${M} N=${N} K=${K} bias=${withBias}`);
+        for (const t of [x, w, b, y]) t?.dispose();
+      }
+    }
+  });
+
+  test('leading batch dims are flattened into rows', async () => {
+    const x = Tensor.from(uniform(2 * 3 * 5), [2, 3, 5], { device });
+    const w = Tensor.from(uniform(4 * 5), [4, 5], { device });
+    const y = await ops.gemm(x, w);
+    expect(y.shape).toEqual([2, 3, 4]);
+    expectClose(await y.data(), gemmRef(await x.data(), await w.data(), null, 6, 4, 5), 2e-5, 'batched gemm');
+  });
+});
