@@ -47,6 +47,12 @@ interface Addon {
   info(): NativeInfo;
   setThreads(n: number): void;
   synchronize(): Promise<void>;
+  /** Machine ceilings for the benchmark scripts (not part of the public API). */
+  bench: {
+    streamRead(mb: number): Promise<number>;
+    fmaPeak(): Promise<number>;
+    naiveGemm(x: NativeTensor, w: NativeTensor): Promise<number>;
+  };
 }
 
 // The package root: the nearest folder above this file with mambakit's package.json (this file runs

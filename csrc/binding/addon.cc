@@ -1,13 +1,16 @@
 // The addon's entry: module functions. N-API only; all work is in core/, ops/, cpu/, cuda/.
 #include <napi.h>
 
+#include <chrono>
 #include <cmath>
+#include <functional>
 #include <memory>
 
 #include "binding/async_job.h"
 #include "binding/instance.h"
 #include "binding/tensor_wrap.h"
 #include "core/cpu_features.h"
+#include "cpu/roofline.h"
 #include "core/threadpool.h"
 #include "ops/op.h"
 
@@ -200,6 +203,46 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   return enqueue(info.Env(), std::make_unique<BarrierJob>());
 }
 
+// Benchmark ceilings (bench scripts only): a number computed on the executor.
+class NumberJob : public AsyncJob {
+ public:
+  explicit NumberJob(std::function<double()> fn) : fn_(std::move(fn)) {}
+  Status run() override { value_ = fn_(); return Status::Ok(); }
+  Napi::Value result(Napi::Env env) override { return Napi::Number::New(env, value_); }
+
+ private:
+  std::function<double()> fn_;
+  double value_ = 0;
+};
+
+Napi::Value BenchStreamRead(const Napi::CallbackInfo& info) {
+  const double mb = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 512;
+  if (!(mb >= 1 && mb <= 65536)) return rejected(info.Env(), make_error(Code::ARG, "streamRead(mb): mb in [1, 65536]"));
+  return enqueue(info.Env(), std::make_unique<NumberJob>([mb] { return cpu::stream_read_gbs(static_cast<size_t>(mb) << 20); }));
+}
+
+Napi::Value BenchFmaPeak(const Napi::CallbackInfo& info) {
+  return enqueue(info.Env(), std::make_unique<NumberJob>([] { return cpu::fma_peak_gflops(); }));
+}
+
+// naiveGemm(x f32 [M, K] cpu, w f32 [N, K] cpu) -> Promise<seconds>, one thread, plain loops.
+Napi::Value BenchNaiveGemm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Tensor x, w;
+  Status st = info.Length() < 2 ? make_error(Code::ARG, "naiveGemm(x, w)") : TensorWrap::unwrap(env, info[0], "x", &x);
+  if (st.ok()) st = TensorWrap::unwrap(env, info[1], "w", &w);
+  if (st.ok() && (x.dtype != DType::F32 || w.dtype != DType::F32 || x.ndim() != 2 || w.ndim() != 2 ||
+                  x.dim(1) != w.dim(1) || x.device().is_cuda() || w.device().is_cuda()))
+    st = make_error(Code::SHAPE, "naiveGemm: x f32 [M, K] and w f32 [N, K] on the cpu, got " + x.desc() + ", " + w.desc());
+  if (!st.ok()) return rejected(env, st);
+  return enqueue(env, std::make_unique<NumberJob>([x, w] {
+    std::vector<float> y(static_cast<size_t>(x.dim(0) * w.dim(0)));
+    const auto t0 = std::chrono::steady_clock::now();
+    cpu::naive_gemm(x.ptr<float>(), w.ptr<float>(), y.data(), x.dim(0), w.dim(0), x.dim(1));
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* inst = new Instance();
   inst->tensor_ctor = Napi::Persistent(TensorWrap::define(env));
@@ -212,6 +255,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("info", Napi::Function::New(env, Info, "info"));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads, "setThreads"));
   exports.Set("synchronize", Napi::Function::New(env, Synchronize, "synchronize"));
+  Napi::Object bench = Napi::Object::New(env);
+  bench.Set("streamRead", Napi::Function::New(env, BenchStreamRead, "streamRead"));
+  bench.Set("fmaPeak", Napi::Function::New(env, BenchFmaPeak, "fmaPeak"));
+  bench.Set("naiveGemm", Napi::Function::New(env, BenchNaiveGemm, "naiveGemm"));
+  exports.Set("bench", bench);
   return exports;
 }
 

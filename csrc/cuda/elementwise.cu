@@ -50,9 +50,11 @@ struct SiluOp {
 struct SoftplusOp {
   __device__ float operator()(float x) const { return x > 20.0f ? x : log1pf(expf(x)); }
 };
-struct GeluOp {  // exact GELU: 0.5 x (1 + erf(x / sqrt(2)))
+// Exact GELU 0.5 x (1 + erf(x / sqrt(2))), written as 0.5 x erfc(-x / sqrt(2)) (the same function):
+// 1 + erf(z) cancels catastrophically for z << 0, erfc keeps full relative accuracy there.
+struct GeluOp {
   __device__ float operator()(float x) const {
-    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    return 0.5f * x * erfcf(-x * 0.70710678118654752f);
   }
 };
 

@@ -386,13 +386,13 @@ __global__ void __launch_bounds__(sg::THREADS, 2)
     if (gm >= M) continue;
     float* yr = y + gm * ldy;
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int64_t gn = n0 + half * 64 + tx * 4;
+    for (int hc = 0; hc < 2; ++hc) {  // column group: tx*4 or 64 + tx*4
+      const int64_t gn = n0 + hc * 64 + tx * 4;
       float v[4];
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const bool in = gn + j < N;
-        v[j] = acc[i][half * 4 + j] + (in && bias != nullptr ? bias[gn + j] : 0.0f);
+        v[j] = acc[i][hc * 4 + j] + (in && bias != nullptr ? bias[gn + j] : 0.0f);
       }
       if (y_vec && gn + 4 <= N) {
         *reinterpret_cast<float4*>(yr + gn) = make_float4(v[0], v[1], v[2], v[3]);
