@@ -41,6 +41,7 @@ export interface NativeInfo {
 
 interface Addon {
   tensorFrom(view: ArrayBufferView, srcDtype: number, dstDtype: number, shape: number[], device: string): NativeTensor;
+  readTensor(path: string, offset: number, srcDtype: number, dstDtype: number, shape: number[], device: string): Promise<NativeTensor>;
   runOp(name: string, inputs: (NativeTensor | null)[], attrs: Record<string, number>): Promise<NativeTensor[]>;
   memory(): Record<string, NativeStats>;
   emptyCache(): void;

@@ -8,6 +8,7 @@
 
 #include "binding/async_job.h"
 #include "binding/instance.h"
+#include "binding/io.h"
 #include "binding/tensor_wrap.h"
 #include "core/cpu_features.h"
 #include "cpu/roofline.h"
@@ -260,6 +261,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   bench.Set("fmaPeak", Napi::Function::New(env, BenchFmaPeak, "fmaPeak"));
   bench.Set("naiveGemm", Napi::Function::New(env, BenchNaiveGemm, "naiveGemm"));
   exports.Set("bench", bench);
+  register_io(env, exports);
   return exports;
 }
 

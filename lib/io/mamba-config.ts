@@ -1,0 +1,145 @@
+// config.json of a dense Mamba checkpoint (FORMATS.md §1, the Hugging Face MambaForCausalLM layout)
+// and the tensors such a checkpoint must hold.
+import { MambakitError } from '../errors';
+import type { Checkpoint } from './safetensors';
+import { isRecord } from './safetensors';
+
+export interface MambaConfig {
+  modelType: 'mamba';
+  hiddenSize: number; // D
+  numLayers: number; // L
+  vocabSize: number; // V as configured (the embedding's first dim wins when it differs)
+  stateSize: number; // N
+  expand: number;
+  intermediateSize: number; // E = expand · D
+  convKernel: number; // K
+  timeStepRank: number; // R
+  useBias: boolean;
+  useConvBias: boolean;
+  tieWordEmbeddings: boolean;
+  layerNormEpsilon: number;
+  residualInFp32: boolean;
+  padVocabSizeMultiple: number | null;
+}
+
+const fail = (msg: string): MambakitError => new MambakitError('E_FORMAT', msg);
+
+/** Parses and range-checks a `model_type: "mamba"` config; every error names the file and the key. */
+export function parseMambaConfig(json: unknown, file: string): MambaConfig {
+  if (!isRecord(json)) throw fail(`${file}: config must be a JSON object`);
+  const mt = json.model_type;
+  if (mt === undefined) throw fail(`${file}: config key 'model_type' is missing (expected "mamba")`);
+  if (mt !== 'mamba') throw fail(`${file}: unknown model_type ${JSON.stringify(mt)} (expected "mamba")`);
+
+  // Generous bounds: they exist to catch corrupt or mistyped configs, not to limit real models.
+  const int = (key: string, max: number, dflt?: number): number => {
+    const v = json[key];
+    if (v === undefined && dflt !== undefined) return dflt;
+    if (v === undefined) throw fail(`${file}: config key '${key}' is missing (expected an integer in [1, ${max}])`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max)
+      throw fail(`${file}: config key '${key}' must be an integer in [1, ${max}], found ${JSON.stringify(v)}`);
+    return v;
+  };
+  const bool = (key: string, dflt: boolean): boolean => {
+    const v = json[key];
+    if (v === undefined) return dflt;
+    if (typeof v !== 'boolean') throw fail(`${file}: config key '${key}' must be true or false, found ${JSON.stringify(v)}`);
+    return v;
+  };
+
+  const D = int('hidden_size', 65536);
+  const expand = int('expand', 64);
+  const E = D * expand;
+  const ie = json.intermediate_size; // written by transformers; must agree with expand when present
+  if (ie !== undefined && ie !== E) throw fail(`${file}: config key 'intermediate_size' is ${JSON.stringify(ie)}, but expand × hidden_size = ${E}`);
+  const tsr = json.time_step_rank ?? 'auto';
+  let R: number;
+  if (tsr === 'auto') R = Math.ceil(D / 16);
+  else if (typeof tsr === 'number' && Number.isInteger(tsr) && tsr >= 1 && tsr <= 65536) R = tsr;
+  else throw fail(`${file}: config key 'time_step_rank' must be "auto" or an integer in [1, 65536], found ${JSON.stringify(tsr)}`);
+  const eps = json.layer_norm_epsilon ?? 1e-5;
+  if (typeof eps !== 'number' || !(eps > 0 && eps < 1))
+    throw fail(`${file}: config key 'layer_norm_epsilon' must be a number in (0, 1), found ${JSON.stringify(eps)}`);
+  const pad = json.pad_vocab_size_multiple === undefined || json.pad_vocab_size_multiple === null ? null : int('pad_vocab_size_multiple', 65536);
+
+  return {
+    modelType: 'mamba',
+    hiddenSize: D,
+    numLayers: int('num_hidden_layers', 1024),
+    vocabSize: int('vocab_size', 1 << 24),
+    stateSize: int('state_size', 1024),
+    expand,
+    intermediateSize: E,
+    convKernel: int('conv_kernel', 64),
+    timeStepRank: R,
+    useBias: bool('use_bias', false),
+    useConvBias: bool('use_conv_bias', true),
+    tieWordEmbeddings: bool('tie_word_embeddings', true),
+    layerNormEpsilon: eps,
+    residualInFp32: bool('residual_in_fp32', true),
+    padVocabSizeMultiple: pad,
+  };
+}
+
+export interface ExpectedTensor {
+  name: string;
+  shape: number[];
+  /** May be absent; checked when present (lm_head.weight beside tied embeddings, which some exports keep). */
+  optional?: boolean;
+}
+
+/** Every tensor a §1 checkpoint holds, with its shape. V: the embedding's first dim when given. */
+export function expectedMambaTensors(cfg: MambaConfig, vocabFromEmbedding?: number): ExpectedTensor[] {
+  const { hiddenSize: D, intermediateSize: E, stateSize: N, convKernel: K, timeStepRank: R } = cfg;
+  const V = vocabFromEmbedding ?? cfg.vocabSize;
+  const out: ExpectedTensor[] = [{ name: 'backbone.embeddings.weight', shape: [V, D] }];
+  for (let i = 0; i < cfg.numLayers; ++i) {
+    const p = `backbone.layers.${i}`;
+    const m = `${p}.mixer`;
+    out.push({ name: `${p}.norm.weight`, shape: [D] });
+    out.push({ name: `${m}.in_proj.weight`, shape: [2 * E, D] });
+    if (cfg.useBias) out.push({ name: `${m}.in_proj.bias`, shape: [2 * E] });
+    out.push({ name: `${m}.conv1d.weight`, shape: [E, 1, K] });
+    if (cfg.useConvBias) out.push({ name: `${m}.conv1d.bias`, shape: [E] });
+    out.push({ name: `${m}.x_proj.weight`, shape: [R + 2 * N, E] });
+    out.push({ name: `${m}.dt_proj.weight`, shape: [E, R] });
+    out.push({ name: `${m}.dt_proj.bias`, shape: [E] });
+    out.push({ name: `${m}.A_log`, shape: [E, N] });
+    out.push({ name: `${m}.D`, shape: [E] });
+    out.push({ name: `${m}.out_proj.weight`, shape: [D, E] });
+    if (cfg.useBias) out.push({ name: `${m}.out_proj.bias`, shape: [D] });
+  }
+  out.push({ name: 'backbone.norm_f.weight', shape: [D] });
+  out.push({ name: 'lm_head.weight', shape: [V, D], optional: cfg.tieWordEmbeddings });
+  return out;
+}
+
+const dims = (s: readonly number[]): string => `[${s.join(', ')}]`;
+
+/**
+ * Checks that the checkpoint holds exactly the tensors of `cfg` with their shapes (missing, misshapen
+ * and unexpected extra tensors are E_FORMAT, naming file, tensor, expected and found). Returns the
+ * effective vocabulary size: the embedding's first dim (it may be padded past vocab_size).
+ */
+export function validateMambaCheckpoint(cfg: MambaConfig, ckpt: Checkpoint): number {
+  const embName = 'backbone.embeddings.weight';
+  if (!ckpt.has(embName)) throw fail(`${ckpt.dir}: tensor '${embName}' is missing (expected [${cfg.vocabSize}, ${cfg.hiddenSize}])`);
+  const emb = ckpt.get(embName);
+  if (emb.shape.length !== 2 || emb.shape[0] < 1 || emb.shape[1] !== cfg.hiddenSize)
+    throw fail(`${emb.file}: tensor '${embName}' has shape ${dims(emb.shape)}, expected [V, ${cfg.hiddenSize}] (vocab_size ${cfg.vocabSize})`);
+  const V = emb.shape[0];
+  const problems: string[] = [];
+  const expected = expectedMambaTensors(cfg, V);
+  const known = new Set(expected.map((t) => t.name));
+  for (const t of expected) {
+    if (!ckpt.has(t.name)) {
+      if (!t.optional) problems.push(`${ckpt.dir}: tensor '${t.name}' is missing (expected ${dims(t.shape)})`);
+      continue;
+    }
+    const found = ckpt.get(t.name);
+    if (dims(found.shape) !== dims(t.shape)) problems.push(`${found.file}: tensor '${t.name}' has shape ${dims(found.shape)}, expected ${dims(t.shape)}`);
+  }
+  for (const t of ckpt.list()) if (!known.has(t.name)) problems.push(`${t.file}: unexpected tensor '${t.name}' ${dims(t.shape)}`);
+  if (problems.length > 0) throw fail(problems[0] + (problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : ''));
+  return V;
+}
