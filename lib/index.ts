@@ -7,3 +7,8 @@ export type { ErrorCode } from './errors';
 export * as ops from './ops';
 export { memory, emptyCache, setThreads, threads, gpus, cudaAvailable, synchronize, info } from './runtime';
 export type { MemoryStats, GpuInfo, RuntimeInfo } from './runtime';
+export { loadModel } from './models/load';
+export type { LoadModelOptions, Model } from './models/load';
+export { MambaLM, MambaState } from './models/mamba';
+export type { WeightDType } from './models/mamba';
+export type { TokenBatch } from './models/tokens';

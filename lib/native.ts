@@ -39,6 +39,20 @@ export interface NativeInfo {
   ops: string[];
 }
 
+/** A native model plan (one per loaded model). */
+export interface NativeModel {
+  forward(tokens: NativeTensor, conv: NativeTensor | null, ssm: NativeTensor | null, slots: NativeTensor | null,
+    lastOnly: boolean, decode: boolean): Promise<NativeTensor>;
+}
+
+export interface MambaDims { D: number; L: number; V: number; N: number; E: number; K: number; R: number; eps: number }
+
+export interface MambaLayerHandles {
+  norm: NativeTensor; in_proj: NativeTensor; in_proj_bias: NativeTensor | null; conv_w: NativeTensor;
+  conv_b: NativeTensor | null; x_proj: NativeTensor; dt_proj: NativeTensor; dt_bias: NativeTensor; A: NativeTensor;
+  D: NativeTensor; out_proj: NativeTensor; out_proj_bias: NativeTensor | null;
+}
+
 interface Addon {
   tensorFrom(view: ArrayBufferView, srcDtype: number, dstDtype: number, shape: number[], device: string): NativeTensor;
   readTensor(path: string, offset: number, srcDtype: number, dstDtype: number, shape: number[], device: string): Promise<NativeTensor>;
@@ -48,6 +62,8 @@ interface Addon {
   info(): NativeInfo;
   setThreads(n: number): void;
   synchronize(): Promise<void>;
+  mambaCreate(dims: MambaDims, weights: { embedding: NativeTensor; lm_head: NativeTensor; norm_f: NativeTensor;
+    layers: MambaLayerHandles[] }, device: string): NativeModel;
   /** Machine ceilings for the benchmark scripts (not part of the public API). */
   bench: {
     streamRead(mb: number): Promise<number>;

@@ -8,6 +8,7 @@
 
 #include "binding/async_job.h"
 #include "binding/instance.h"
+#include "binding/model_wrap.h"
 #include "binding/io.h"
 #include "binding/tensor_wrap.h"
 #include "core/cpu_features.h"
@@ -262,6 +263,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   bench.Set("naiveGemm", Napi::Function::New(env, BenchNaiveGemm, "naiveGemm"));
   exports.Set("bench", bench);
   register_io(env, exports);
+  register_models(env, exports);
   return exports;
 }
 

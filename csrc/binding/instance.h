@@ -7,6 +7,7 @@ namespace mk {
 
 struct Instance {
   Napi::FunctionReference tensor_ctor;
+  Napi::FunctionReference mamba_ctor;
 };
 
 inline Instance& instance(Napi::Env env) { return *env.GetInstanceData<Instance>(); }

@@ -10,6 +10,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -23,15 +24,20 @@
 namespace mk::cpu::detail {
 namespace {
 
-constexpr int64_t kGemvMaxM = 8;  // at or below: GEMV path
 constexpr int MR = 6, NR = 16;    // micro-tile: 6 rows of x by 16 rows of W
 #ifdef MK_TUNE
 static int64_t envi(const char* n, int64_t d) { const char* e = getenv(n); return e ? atol(e) : d; }
-static const int64_t KC = envi("KC", 256), MC = envi("MC", 144), NC = envi("NC", 2048);
+int64_t KC = envi("KC", 256), MC = envi("MC", 144), NC = envi("NC", 512), kGemvMaxM = envi("GM", 8), kPrefetch = envi("PF", 2048), kGemvThreadBytes = envi("GT", 2 << 20), kGemvXBytes = envi("GX", 16 << 10), kGemvR = envi("GR", 2), kPackPrefetch = envi("PP", 1);
 #else
+constexpr int64_t kGemvMaxM = 8;  // at or below: GEMV path
+constexpr int64_t kPrefetch = 2048;  // bytes ahead in the GEMV weight stream
+constexpr int64_t kGemvThreadBytes = 2 << 20;
+constexpr int64_t kGemvXBytes = 16 << 10;
+constexpr int64_t kGemvR = 2;
+constexpr bool kPackPrefetch = true;
 constexpr int64_t KC = 256;       // K block: a 16 x KC W micro-panel (16 KiB) stays in L1
 constexpr int64_t MC = 144;       // M block: an MC x KC x panel (144 KiB) stays in L2
-constexpr int64_t NC = 2048;      // N block: a KC x NC W panel (2 MiB) stays in L3
+constexpr int64_t NC = 512;       // N block: a KC x NC W panel (512 KiB) stays in L2
 #endif
 
 inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
@@ -128,78 +134,109 @@ void pack_x_gemv(const float* x, int64_t ldx, int64_t M, int64_t K, int64_t Kp, 
   }
 }
 
-// One 16-wide step for MB x-rows against R W-rows (rows at w + r * ldw).
-template <class L, int MB, int R, bool SPLIT>
+// One 16-wide step of R W rows (stride ldw) against MB packed x rows into accumulator set u.
+// S = 2 gives each half its own accumulator (more independent FMA chains when MB * R is small).
+template <class L, int MB, int R, int S, int U>
 MK_AVX2_INLINE void gemv_step(const typename L::T* w, int64_t ldw, const float* xp, int64_t Kp,
-                              __m256 (&acc)[MB][R][SPLIT ? 2 : 1]) {
+                              __m256 (&acc)[U][MB][R][S], int u) {
   __m256 wa[R], wb[R];
   for (int r = 0; r < R; ++r) L::load16(w + r * ldw, wa[r], wb[r]);
   for (int m = 0; m < MB; ++m) {
-    const __m256 xa = _mm256_loadu_ps(xp + m * Kp), xb = _mm256_loadu_ps(xp + m * Kp + 8);
+    __m256 xa = _mm256_loadu_ps(xp + m * Kp), xb = _mm256_loadu_ps(xp + m * Kp + 8);
+    // Pin x in registers: GCC would otherwise fold the load into each of the R FMAs.
+    if (R > 1) asm("" : "+x"(xa), "+x"(xb));
     for (int r = 0; r < R; ++r) {
-      acc[m][r][0] = _mm256_fmadd_ps(wa[r], xa, acc[m][r][0]);
-      acc[m][r][SPLIT ? 1 : 0] = _mm256_fmadd_ps(wb[r], xb, acc[m][r][SPLIT ? 1 : 0]);
+      acc[u][m][r][0] = _mm256_fmadd_ps(wa[r], xa, acc[u][m][r][0]);
+      acc[u][m][r][S - 1] = _mm256_fmadd_ps(wb[r], xb, acc[u][m][r][S - 1]);
     }
   }
 }
 
-// y[m, n + r] for m < MB, r < R: W rows n.. (w points at row n), x rows packed in xp.
-template <class L, int MB, int R, bool SPLIT>
-MK_AVX2 void gemv_tile(const typename L::T* w, int64_t K, const float* xp, int64_t Kp,
-                       const float* bias, float* y, int64_t ldy) {
+// y[m * ldy + r] (+)= dot(W row r [0, len), x row m) for m < MB, r < R; W rows at w + r * ldw.
+// Few rows at a time keep W close to one sequential stream, which DRAM serves best; larger MB
+// takes R = 2 so each x load feeds two rows. pf_off: prefetch distance in bytes. accum: add to
+// y, else overwrite with bias + dot.
+template <class L, int MB, int R, int S, int U>
+MK_AVX2 void gemv_tile(const typename L::T* w, int64_t ldw, int64_t len, const float* xp,
+                       int64_t Kp, int64_t pf_off, bool accum, const float* bias, float* y,
+                       int64_t ldy) {
   using T = typename L::T;
-  __m256 acc[MB][R][SPLIT ? 2 : 1];
+  __m256 acc[U][MB][R][S];
   for (auto& a : acc)
     for (auto& b : a)
-      for (auto& c : b) c = _mm256_setzero_ps();
-  const int64_t K16 = K & ~int64_t{15};
-  for (int64_t k = 0; k < K16; k += 16) gemv_step<L, MB, R, SPLIT>(w + k, K, xp + k, Kp, acc);
-  if (K16 < K) {  // copy the ragged end so no lane reads past a row (or past W)
+      for (auto& c : b)
+        for (auto& d : c) d = _mm256_setzero_ps();
+  const int64_t L16 = len & ~int64_t{15}, LU = L16 - L16 % (16 * U);
+  int64_t k = 0;
+  for (; k < LU; k += 16 * U) {
+    // The hardware prefetcher alone falls well short of DRAM bandwidth on these streams.
+    for (int r = 0; r < R; ++r) {
+      const char* pf = reinterpret_cast<const char*>(w + r * ldw + k) + pf_off;
+      _mm_prefetch(pf, _MM_HINT_T0);
+      if (U * 16 * sizeof(T) > 64) _mm_prefetch(pf + 64, _MM_HINT_T0);
+    }
+    for (int u = 0; u < U; ++u)
+      gemv_step<L, MB, R, S, U>(w + k + 16 * u, ldw, xp + k + 16 * u, Kp, acc, u);
+  }
+  for (; k < L16; k += 16) gemv_step<L, MB, R, S, U>(w + k, ldw, xp + k, Kp, acc, 0);
+  if (L16 < len) {  // copy the ragged ends so no lane reads past a row (or past W)
     alignas(32) T tail[R][16] = {};
-    for (int r = 0; r < R; ++r) std::memcpy(tail[r], w + r * K + K16, (K - K16) * sizeof(T));
-    gemv_step<L, MB, R, SPLIT>(&tail[0][0], 16, xp + K16, Kp, acc);
+    for (int r = 0; r < R; ++r) std::memcpy(tail[r], w + r * ldw + L16, (len - L16) * sizeof(T));
+    gemv_step<L, MB, R, S, U>(&tail[0][0], 16, xp + L16, Kp, acc, 0);
   }
   for (int m = 0; m < MB; ++m)
     for (int r = 0; r < R; ++r) {
-      __m256 s = acc[m][r][0];
-      if (SPLIT) s = _mm256_add_ps(s, acc[m][r][SPLIT ? 1 : 0]);
-      y[m * ldy + r] = hsum(s) + (bias ? bias[r] : 0.f);
+      __m256 v = acc[0][m][r][0];
+      for (int u = 0; u < U; ++u)
+        for (int h = 0; h < S; ++h)
+          if (u + h > 0) v = _mm256_add_ps(v, acc[u][m][r][h]);
+      float& out = y[m * ldy + r];
+      out = hsum(v) + (accum ? out : bias ? bias[r] : 0.f);
     }
 }
 
-// Rows [n0, n1) of y for all M (M <= kGemvMaxM). Each 4-row block of W is read from memory once;
-// later 4-row chunks of x re-read it from L1/L2.
+// MB x rows against R W rows; the tile shapes keep 4-8 accumulators in flight.
+template <class L, int R>
+MK_AVX2_INLINE void gemv_mchunk(int mb, const typename L::T* w, int64_t K, int64_t len,
+                                const float* xp, int64_t Kp, int64_t pf_off, bool accum,
+                                const float* bias, float* y, int64_t ldy) {
+  switch (mb) {
+    case 1: gemv_tile<L, 1, R, 2, 3 - R>(w, K, len, xp, Kp, pf_off, accum, bias, y, ldy); break;
+    case 2: gemv_tile<L, 2, R, 2, 1>(w, K, len, xp, Kp, pf_off, accum, bias, y, ldy); break;
+    case 3: gemv_tile<L, 3, R, 1, 1>(w, K, len, xp, Kp, pf_off, accum, bias, y, ldy); break;
+    default: gemv_tile<L, 4, R, 1, 1>(w, K, len, xp, Kp, pf_off, accum, bias, y, ldy);
+  }
+}
+
+// Rows [n0, n1) of y for all M (M <= kGemvMaxM). Each W row is read from memory once: M = 1 one
+// row at a time, otherwise two; chunks of 4 x rows re-read the W segment from L1. K is cut into
+// blocks so the x block stays in L1 across a run of W rows.
 template <class L>
 MK_AVX2 void gemv_rows(const typename L::T* w, int64_t K, const float* xp, int64_t Kp, int64_t M,
                        const float* bias, float* y, int64_t ldy, int64_t n0, int64_t n1) {
-  int64_t n = n0;
-  for (; n + 4 <= n1; n += 4) {
-    const auto* wn = w + n * K;
-    const float* bn = bias ? bias + n : nullptr;
-    for (int64_t m = 0; m < M; m += 4) {
-      const float* xm = xp + m * Kp;
-      float* ym = y + m * ldy + n;
-      switch (std::min<int64_t>(4, M - m)) {
-        case 1: gemv_tile<L, 1, 4, true>(wn, K, xm, Kp, bn, ym, ldy); break;
-        case 2: gemv_tile<L, 2, 4, false>(wn, K, xm, Kp, bn, ym, ldy); break;
-        case 3: gemv_tile<L, 3, 4, false>(wn, K, xm, Kp, bn, ym, ldy); break;
-        default:
-          gemv_tile<L, 4, 2, false>(wn, K, xm, Kp, bn, ym, ldy);
-          gemv_tile<L, 4, 2, false>(wn + 2 * K, K, xm, Kp, bn ? bn + 2 : nullptr, ym + 2, ldy);
-      }
-    }
-  }
-  for (; n < n1; ++n) {
-    const auto* wn = w + n * K;
-    const float* bn = bias ? bias + n : nullptr;
-    for (int64_t m = 0; m < M; m += 4) {
-      const float* xm = xp + m * Kp;
-      float* ym = y + m * ldy + n;
-      switch (std::min<int64_t>(4, M - m)) {
-        case 1: gemv_tile<L, 1, 1, true>(wn, K, xm, Kp, bn, ym, ldy); break;
-        case 2: gemv_tile<L, 2, 1, true>(wn, K, xm, Kp, bn, ym, ldy); break;
-        case 3: gemv_tile<L, 3, 1, true>(wn, K, xm, Kp, bn, ym, ldy); break;
-        default: gemv_tile<L, 4, 1, true>(wn, K, xm, Kp, bn, ym, ldy);
+  constexpr int64_t kRowRun = 32;
+  const int64_t es = sizeof(typename L::T);
+  const int64_t kb = std::max<int64_t>(256, (kGemvXBytes / (4 * M)) & ~int64_t{15});
+  const int R = M <= 2 ? 1 : kGemvR;
+  // One K block: W is a plain stream, prefetch a fixed distance ahead. Several: the next segment
+  // read is R rows further on.
+  const int64_t pf_off = kb >= K ? kPrefetch : R * K * es;
+  for (int64_t r0 = n0; r0 < n1; r0 += kRowRun) {
+    const int64_t r1 = std::min(n1, r0 + kRowRun);
+    for (int64_t k0 = 0; k0 < K; k0 += kb) {
+      const int64_t len = std::min(kb, K - k0);
+      for (int64_t n = r0; n < r1; n += R) {
+        const auto* wn = w + n * K + k0;
+        const float* bn = bias ? bias + n : nullptr;
+        for (int64_t m = 0; m < M; m += 4) {
+          const int mb = static_cast<int>(std::min<int64_t>(4, M - m));
+          const float* xm = xp + m * Kp + k0;
+          float* ym = y + m * ldy + n;
+          if (R == 2 && n + 1 < r1)
+            gemv_mchunk<L, 2>(mb, wn, K, len, xm, Kp, pf_off, k0 > 0, bn, ym, ldy);
+          else
+            gemv_mchunk<L, 1>(mb, wn, K, len, xm, Kp, pf_off, k0 > 0, bn, ym, ldy);
+        }
       }
     }
   }
@@ -212,11 +249,19 @@ void run_gemv(const float* x, int64_t ldx, const typename L::T* w, const float* 
   const int64_t Kp = round_up(K, 16);
   float* xp = xbuf.get(M * Kp);
   pack_x_gemv<L>(x, ldx, M, K, Kp, xp);
-  // Tasks of 8 rows (two cache lines of y); a thread only pays off past ~64K weights.
-  const int64_t nb = (N + 7) / 8;
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / (8 * K));
-  parallel_for(nb, grain, [&](int64_t b0, int64_t b1) {
-    gemv_rows<L>(w, K, xp, Kp, M, bias, y, ldy, b0 * 8, std::min(N, b1 * 8));
+  const int64_t row_bytes = K * static_cast<int64_t>(sizeof(typename L::T));
+  // Waking the pool costs several microseconds: not worth it for a few hundred KiB of weights.
+  if (N * row_bytes * (1 + M / 4) < kGemvThreadBytes) {
+    gemv_rows<L>(w, K, xp, Kp, M, bias, y, ldy, 0, N);
+    return;
+  }
+  // ~64 KiB chunks of W (16-row multiples: whole cache lines of y) handed out dynamically, so a
+  // worker that wakes late simply takes fewer chunks.
+  const int64_t chunk = std::max<int64_t>(16, round_up((64 << 10) / row_bytes, 16));
+  std::atomic<int64_t> next{0};
+  parallel_run([&](int, int) {
+    for (int64_t n; (n = next.fetch_add(chunk, std::memory_order_relaxed)) < N;)
+      gemv_rows<L>(w, K, xp, Kp, M, bias, y, ldy, n, std::min(N, n + chunk));
   });
 }
 
@@ -254,6 +299,10 @@ MK_AVX2 void pack_w(const typename L::T* w, int64_t K, int64_t n0, int64_t nn, i
       for (int i = 0; i < 8; ++i) src[i] = i < nrow ? w + (n0 + rb + i) * K + k0 : nullptr;
       for (int64_t k = 0; k < kc8; k += 8) {
         __m256 r[8];
+        // W rows are read in short segments (kc elements); fetch the next panel's segments early.
+        if (kPackPrefetch && (k * sizeof(typename L::T)) % 64 == 0)
+          for (int i = 0; i < nrow; ++i)
+            _mm_prefetch(reinterpret_cast<const char*>(src[i] + NR * K + k), _MM_HINT_T0);
         for (int i = 0; i < 8; ++i) r[i] = i < nrow ? L::load8(src[i] + k) : _mm256_setzero_ps();
         transpose8(r);
         for (int i = 0; i < 8; ++i) _mm256_store_ps(dst + (k + i) * NR + 8 * h, r[i]);
@@ -291,6 +340,10 @@ MK_AVX2 void pack_x(const float* x, int64_t ldx, int64_t m0, int64_t mm, int64_t
 // c[mr, nr] (+)= a[kc][MR]^T · b[kc][NR]. accum: add to c; else add bias (if any) and overwrite.
 MK_AVX2 void kernel_6x16(int64_t kc, const float* __restrict a, const float* __restrict b,
                          float* c, int64_t ldc, int mr, int nr, const float* bias, bool accum) {
+  for (int i = 0; i < mr; ++i) {  // the C tile is usually out of L2 by now: fetch it early
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + nr - 1), _MM_HINT_T0);
+  }
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
          c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
 #pragma GCC unroll 4
@@ -402,6 +455,13 @@ void run(const float* x, int64_t ldx, const void* w, const float* bias, float* y
 }
 
 }  // namespace
+
+#ifdef MK_TUNE
+void tune_set(const char* n, int64_t v) {
+#define T_(name, var) if (!strcmp(n, name)) var = v;
+  T_("KC", KC) T_("MC", MC) T_("NC", NC) T_("GM", kGemvMaxM) T_("PF", kPrefetch) T_("GT", kGemvThreadBytes) T_("GX", kGemvXBytes) T_("GR", kGemvR) T_("PP", kPackPrefetch)
+}
+#endif
 
 void gemm_avx2(const float* x, int64_t ldx, const void* w, DType wdt, const float* bias, float* y,
                int64_t ldy, int64_t M, int64_t N, int64_t K) {

@@ -1,0 +1,85 @@
+// Causal depthwise conv1d (+ SiLU) driver and its portable path. Work items are (batch row,
+// 16-channel block); each slides over all T tokens with the K-1 previous inputs in a local window,
+// so every input is read once and the final window is what is left in it at the end.
+#include <algorithm>
+
+#include "core/threadpool.h"
+#include "cpu/kernels.h"
+#include "cpu/ssm.h"
+
+namespace mk::cpu {
+namespace detail {
+namespace {
+
+constexpr int64_t BW = kSsmBlock;
+
+// Fixed-width inner loops over the block's channels (padded to BW with zero weights) so the
+// compiler vectorizes them with the baseline SSE2 instructions.
+void conv_block_scalar(const ConvArgs& a, int64_t b, int64_t e0, int64_t ne) {
+  const int64_t K = a.K, E = a.E, W = K - 1;
+  float wt[kConvMaxK][BW] = {}, win[kConvMaxK][BW] = {}, bias[BW] = {};
+  for (int64_t c = 0; c < ne; ++c) {
+    for (int64_t j = 0; j < K; ++j) wt[j][c] = a.w[(e0 + c) * K + j];
+    bias[c] = a.bias ? a.bias[e0 + c] : 0.f;
+  }
+  const int64_t slot = a.slots ? a.slots[b] : b;
+  float* st = a.state ? a.state + slot * W * E + e0 : nullptr;
+  if (st)
+    for (int64_t j = 0; j < W; ++j)
+      for (int64_t c = 0; c < ne; ++c) win[j][c] = st[j * E + c];
+  for (int64_t t = 0; t < a.T; ++t) {
+    const int64_t r = b * a.T + t;
+    const float* xr = a.x + r * a.ldx + e0;
+    float* orow = a.out + r * a.ldo + e0;
+    // win[W] is the current input; read it before writing out (out may alias x).
+    for (int64_t c = 0; c < ne; ++c) win[W][c] = xr[c];
+    float acc[BW];
+    for (int64_t c = 0; c < BW; ++c) acc[c] = bias[c];
+    for (int64_t j = 0; j <= W; ++j)
+      for (int64_t c = 0; c < BW; ++c) acc[c] += wt[j][c] * win[j][c];
+    for (int64_t j = 0; j < W; ++j)
+      for (int64_t c = 0; c < BW; ++c) win[j][c] = win[j + 1][c];
+    if (a.silu)
+      for (int64_t c = 0; c < ne; ++c) orow[c] = silu_f(acc[c]);
+    else
+      for (int64_t c = 0; c < ne; ++c) orow[c] = acc[c];
+  }
+  if (st)
+    for (int64_t j = 0; j < W; ++j)
+      for (int64_t c = 0; c < ne; ++c) st[j * E + c] = win[j][c];
+}
+
+}  // namespace
+}  // namespace detail
+
+void causal_conv1d(const float* xin, int64_t ldx, const float* w, const float* bias,
+                   float* conv_state, const int32_t* slots, float* out, int64_t ldo, int64_t B,
+                   int64_t T, int64_t E, int64_t K, bool silu) {
+  using namespace detail;
+  if (B <= 0 || T <= 0 || E <= 0 || K < 1 || K > kConvMaxK) return;
+  const ConvArgs a{xin, ldx, w, bias, conv_state, slots, out, ldo, B, T, E, K, silu};
+  const int64_t nblk = (E + kSsmBlock - 1) / kSsmBlock;
+  const int64_t per_item = T * kSsmBlock * (K + 8);  // rough cost, silu counted as ~8 flops
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / per_item);
+  const bool avx2 = ssm_use_avx2();
+  parallel_for(B * nblk, grain, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t b = i / nblk, e0 = (i % nblk) * kSsmBlock;
+      const int64_t ne = std::min(kSsmBlock, E - e0);
+      if (avx2)
+        conv_block_avx2(a, b, e0, ne);
+      else
+        conv_block_scalar(a, b, e0, ne);
+    }
+  });
+}
+
+// One token is the prefill conv with T = 1: the window comes from conv_state and the last K-1
+// inputs (the old window shifted by one, plus this token) go back to it.
+void conv1d_update(const float* xin, int64_t ldx, const float* w, const float* bias,
+                   float* conv_state, const int32_t* slots, float* out, int64_t ldo, int64_t B,
+                   int64_t E, int64_t K, bool silu) {
+  causal_conv1d(xin, ldx, w, bias, conv_state, slots, out, ldo, B, 1, E, K, silu);
+}
+
+}  // namespace mk::cpu

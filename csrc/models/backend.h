@@ -1,0 +1,36 @@
+// The kernels a native model plan calls, behind one interface with a CPU and a CUDA implementation,
+// so a model is written once. Pointers are device pointers of the backend's device; weights come as
+// tensors because their dtype picks the kernel.
+#pragma once
+#include <memory>
+
+#include "core/tensor.h"
+
+namespace mk {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // y[M, N] = x[M, K] · W[N, K]^T (+ bias), W = w (f32/f16/bf16), x rows at stride ldx.
+  virtual Status gemm(const float* x, int64_t ldx, const Tensor& w, const Tensor* bias, float* y, int64_t ldy,
+                      int64_t M) = 0;
+  virtual Status embedding(const int32_t* ids, int64_t n, const Tensor& table, float* y) = 0;
+  virtual Status rmsnorm(const float* x, const float* residual, const float* w, float* y, float* sum_out,
+                         int64_t rows, int64_t D, float eps) = 0;
+  virtual Status causal_conv1d(const float* x, int64_t ldx, const float* w, const float* bias, float* state,
+                               const int32_t* slots, float* out, int64_t ldo, int64_t B, int64_t T, int64_t E,
+                               int64_t K) = 0;
+  virtual Status conv1d_update(const float* x, int64_t ldx, const float* w, const float* bias, float* state,
+                               const int32_t* slots, float* out, int64_t ldo, int64_t B, int64_t E, int64_t K) = 0;
+  virtual Status selective_scan(const float* u, int64_t ldu, const float* dt, int64_t lddt, const float* dt_bias,
+                                const float* A, const float* Bm, const float* Cm, int64_t ldbc, const float* D,
+                                const float* z, int64_t ldz, float* y, int64_t ldy, float* state,
+                                const int32_t* slots, int64_t B, int64_t T, int64_t E, int64_t N) = 0;
+  // Waits for the device and reports a fault with the plan's name.
+  virtual Status finish(const char* what) = 0;
+};
+
+// The backend for `dev` (E_DEVICE for a CUDA device in a CPU-only build).
+Status make_backend(Device dev, std::unique_ptr<Backend>* out);
+
+}  // namespace mk

@@ -1,0 +1,63 @@
+#include "cpu/gemm.h"
+#include "cpu/kernels.h"
+#include "cpu/ssm.h"
+#include "models/backend.h"
+
+namespace mk {
+namespace {
+
+class CpuBackend : public Backend {
+ public:
+  Status gemm(const float* x, int64_t ldx, const Tensor& w, const Tensor* bias, float* y, int64_t ldy,
+              int64_t M) override {
+    if (M > 0) cpu::gemm(x, ldx, w.raw(), w.dtype, bias ? bias->ptr<float>() : nullptr, y, ldy, M, w.dim(0), w.dim(1));
+    return Status::Ok();
+  }
+  Status embedding(const int32_t* ids, int64_t n, const Tensor& t, float* y) override {
+    return cpu::embedding(ids, n, t.raw(), t.dtype, t.dim(0), t.dim(1), y);
+  }
+  Status rmsnorm(const float* x, const float* r, const float* w, float* y, float* s, int64_t rows, int64_t D,
+                 float eps) override {
+    cpu::rmsnorm(x, r, w, y, s, rows, D, eps);
+    return Status::Ok();
+  }
+  Status causal_conv1d(const float* x, int64_t ldx, const float* w, const float* b, float* st, const int32_t* sl,
+                       float* o, int64_t ldo, int64_t B, int64_t T, int64_t E, int64_t K) override {
+    cpu::causal_conv1d(x, ldx, w, b, st, sl, o, ldo, B, T, E, K, true);
+    return Status::Ok();
+  }
+  Status conv1d_update(const float* x, int64_t ldx, const float* w, const float* b, float* st, const int32_t* sl,
+                       float* o, int64_t ldo, int64_t B, int64_t E, int64_t K) override {
+    cpu::conv1d_update(x, ldx, w, b, st, sl, o, ldo, B, E, K, true);
+    return Status::Ok();
+  }
+  Status selective_scan(const float* u, int64_t ldu, const float* dt, int64_t lddt, const float* dtb, const float* A,
+                        const float* Bm, const float* Cm, int64_t ldbc, const float* D, const float* z, int64_t ldz,
+                        float* y, int64_t ldy, float* st, const int32_t* sl, int64_t B, int64_t T, int64_t E,
+                        int64_t N) override {
+    cpu::selective_scan(u, ldu, dt, lddt, dtb, A, Bm, Cm, ldbc, D, z, ldz, y, ldy, st, sl, B, T, E, N);
+    return Status::Ok();
+  }
+  Status finish(const char*) override { return Status::Ok(); }
+};
+
+}  // namespace
+
+#ifdef MAMBAKIT_CUDA
+Status make_cuda_backend(int dev, std::unique_ptr<Backend>* out);  // backend_cuda.cc
+#endif
+
+Status make_backend(Device dev, std::unique_ptr<Backend>* out) {
+  if (!dev.is_cuda()) {
+    out->reset(new CpuBackend());
+    return Status::Ok();
+  }
+#ifdef MAMBAKIT_CUDA
+  MK_RETURN_IF_ERROR(gpu::check_device(dev.index));
+  return make_cuda_backend(dev.index, out);
+#else
+  return gpu::check_device(dev.index);  // the stub: "built without CUDA"
+#endif
+}
+
+}  // namespace mk

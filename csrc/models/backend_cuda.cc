@@ -1,0 +1,65 @@
+// The CUDA backend of model plans: the same kernels as the eager ops, on the device's one stream.
+#include <string>
+
+#include "cuda/kernels.h"
+#include "cuda/ssm.cuh"
+#include "models/backend.h"
+
+namespace mk {
+namespace {
+
+class CudaBackend : public Backend {
+ public:
+  explicit CudaBackend(int dev) : dev_(dev), stream_(gpu::stream(dev)) {}
+  Status gemm(const float* x, int64_t ldx, const Tensor& w, const Tensor* bias, float* y, int64_t ldy,
+              int64_t M) override {
+    if (M == 0) return Status::Ok();
+    return cuda::gemm(x, ldx, w.raw(), w.dtype, bias ? bias->ptr<float>() : nullptr, y, ldy, M, w.dim(0), w.dim(1),
+                      stream_);
+  }
+  Status embedding(const int32_t* ids, int64_t n, const Tensor& t, float* y) override {
+    if (n == 0) return Status::Ok();
+    if (!flag_.storage) MK_RETURN_IF_ERROR(Tensor::create(Device{DeviceType::CUDA, dev_}, DType::I32, {1}, &flag_));
+    MK_RETURN_IF_ERROR(cuda::embedding(ids, n, t.raw(), t.dtype, t.dim(0), t.dim(1), y, flag_.ptr<int32_t>(), stream_));
+    int32_t bad = 0;  // one small read-back per forward: a bad token id must not pass silently
+    MK_RETURN_IF_ERROR(gpu::copy_d2h(dev_, &bad, flag_.raw(), sizeof bad));
+    if (bad) return make_error(Code::ARG, "embedding: a token id is outside [0, " + std::to_string(t.dim(0)) + ")");
+    return Status::Ok();
+  }
+  Status rmsnorm(const float* x, const float* r, const float* w, float* y, float* s, int64_t rows, int64_t D,
+                 float eps) override {
+    return cuda::rmsnorm(x, r, w, y, s, rows, D, eps, stream_);
+  }
+  Status causal_conv1d(const float* x, int64_t ldx, const float* w, const float* b, float* st, const int32_t* sl,
+                       float* o, int64_t ldo, int64_t B, int64_t T, int64_t E, int64_t K) override {
+    return cuda::causal_conv1d(x, ldx, w, b, st, sl, o, ldo, B, T, E, K, true, stream_);
+  }
+  Status conv1d_update(const float* x, int64_t ldx, const float* w, const float* b, float* st, const int32_t* sl,
+                       float* o, int64_t ldo, int64_t B, int64_t E, int64_t K) override {
+    return cuda::conv1d_update(x, ldx, w, b, st, sl, o, ldo, B, E, K, true, stream_);
+  }
+  Status selective_scan(const float* u, int64_t ldu, const float* dt, int64_t lddt, const float* dtb, const float* A,
+                        const float* Bm, const float* Cm, int64_t ldbc, const float* D, const float* z, int64_t ldz,
+                        float* y, int64_t ldy, float* st, const int32_t* sl, int64_t B, int64_t T, int64_t E,
+                        int64_t N) override {
+    return cuda::selective_scan(u, ldu, dt, lddt, dtb, A, Bm, Cm, ldbc, D, z, ldz, y, ldy, st, sl, B, T, E, N, stream_);
+  }
+  Status finish(const char* what) override {
+    MK_RETURN_IF_ERROR(gpu::last_launch_error(what));
+    return gpu::synchronize(dev_);
+  }
+
+ private:
+  int dev_;
+  void* stream_;
+  Tensor flag_;
+};
+
+}  // namespace
+
+Status make_cuda_backend(int dev, std::unique_ptr<Backend>* out) {
+  out->reset(new CudaBackend(dev));
+  return Status::Ok();
+}
+
+}  // namespace mk

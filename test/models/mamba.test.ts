@@ -1,0 +1,141 @@
+// Dense Mamba end to end: random HF-layout checkpoints on disk → loadModel → logits, against a
+// float64 reference; forward = prefill + step; bf16/f16 within their tolerance of f32; bad input.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+import { MambaLM, MambakitError, Tensor, loadModel } from '../../lib';
+import { DEVICES } from '../helpers/backends';
+import { expectClose } from '../helpers/compare';
+import { MambaShape, Weights, randomMambaWeights, writeMambaCheckpoint } from '../helpers/mamba-ckpt';
+import { mambaRef } from '../helpers/mamba-ref';
+import { randInt } from '../helpers/random';
+
+const SHAPES: [string, MambaShape][] = [
+  ['default layout (R auto, K 4, tied)', { D: 40, L: 2, V: 97, N: 16, expand: 2, K: 4 }],
+  ['R 5, K 3, biases, untied head, N 7', { D: 36, L: 3, V: 50, N: 7, expand: 2, K: 3, R: 5, useBias: true, tied: false }],
+  ['K 2, no conv bias, expand 3, sharded', { D: 24, L: 2, V: 61, N: 5, expand: 3, K: 2, useConvBias: false }],
+];
+
+let tmp: string;
+beforeAll(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mambakit-model-')); });
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+async function checkpoint(name: string, s: MambaShape, opts: { shardBytes?: number } = {}): Promise<{ dir: string; w: Weights }> {
+  const dir = path.join(tmp, name.replace(/\W+/g, '-'));
+  const w = randomMambaWeights(s);
+  await writeMambaCheckpoint(dir, s, w, opts);
+  return { dir, w };
+}
+
+const rows = async (t: Tensor): Promise<Float32Array> => (await t.data()) as Float32Array;
+
+describe.each(DEVICES)('Mamba on %s', (device) => {
+  test.each(SHAPES)('%s: forward equals the float64 reference and the step-by-step logits', async (name, s) => {
+    const { dir, w } = await checkpoint(`${device}-${name}`, s, name.includes('sharded') ? { shardBytes: 20000 } : {});
+    const model = (await loadModel(dir, { device })) as MambaLM;
+    const T = 11;
+    const seqs = [Array.from(randInt(T, s.V)), Array.from(randInt(T, s.V))];
+    const logits = await model.forward(seqs);
+    expect(logits.shape).toEqual([2, T, s.V]);
+    const all = await rows(logits);
+    for (let b = 0; b < 2; ++b) {
+      const ref = mambaRef(s, w, seqs[b]);
+      const flat = new Float64Array(T * s.V);
+      ref.forEach((r, t) => flat.set(r, t * s.V));
+      expectClose(all.subarray(b * T * s.V, (b + 1) * T * s.V), flat, 1e-4, `${name} forward row ${b}`);
+    }
+    // prefill the first 4 tokens, then step the rest one at a time: the same logits
+    const state = model.newState(2);
+    const last = await model.prefill(seqs.map((q) => q.slice(0, 4)), state);
+    expect(last.shape).toEqual([2, s.V]);
+    const pick = (t: number) => Float32Array.from({ length: 2 * s.V }, (_, i) => all[Math.floor(i / s.V) * T * s.V + t * s.V + (i % s.V)]);
+    expectClose(await rows(last), pick(3), 1e-5, 'prefill last logits');
+    for (let t = 4; t < T; ++t) {
+      const step = await model.step(seqs.map((q) => q[t]), state);
+      expectClose(await rows(step), pick(t), 1e-5, `step ${t}`);
+    }
+    state.dispose();
+    model.dispose();
+  });
+
+  test('long prompt (T 300) through several scan chunks equals step-by-step decode', async () => {
+    const s: MambaShape = { D: 32, L: 2, V: 40, N: 16, expand: 2, K: 4 };
+    const { dir } = await checkpoint(`${device}-long`, s);
+    const model = (await loadModel(dir, { device })) as MambaLM;
+    const seq = Array.from(randInt(300, s.V));
+    const state = model.newState(1);
+    const pre = await rows(await model.prefill([seq.slice(0, 299)], state));
+    const next = await rows(await model.step([seq[299]], state));
+    const full = await rows(await model.forward([seq]));
+    expectClose(pre, full.subarray(298 * s.V, 299 * s.V), 1e-4, 'prefill 299');
+    expectClose(next, full.subarray(299 * s.V), 1e-4, 'step 300');
+  });
+
+  test.each(['bf16', 'f16'] as const)('%s weights stay within 2e-2 of the f32 model', async (dtype) => {
+    const s = SHAPES[0][1];
+    const { dir } = await checkpoint(`${device}-${dtype}`, s);
+    const seq = [Array.from(randInt(9, s.V))];
+    const f32 = await rows(await (await loadModel(dir, { device })).forward(seq));
+    const half = (await loadModel(dir, { device, dtype })) as MambaLM;
+    expect(half.dtype).toBe(dtype);
+    expectClose(await rows(await half.forward(seq)), f32, 2e-2, `${dtype} model`);
+  });
+});
+
+describe('Mamba bad input', () => {
+  const s: MambaShape = { D: 16, L: 1, V: 20, N: 4, expand: 2, K: 4 };
+  let model: MambaLM;
+  let dir: string;
+  beforeAll(async () => {
+    ({ dir } = await checkpoint('bad-input', s));
+    model = (await loadModel(dir)) as MambaLM;
+  });
+  const code = async (p: Promise<unknown> | (() => unknown)): Promise<string> => {
+    try {
+      await (typeof p === 'function' ? p() : p);
+    } catch (e) {
+      expect(e).toBeInstanceOf(MambakitError);
+      return `${(e as MambakitError).code}: ${(e as MambakitError).message}`;
+    }
+    return 'no error';
+  };
+
+  test('token id ≥ vocab, negative, non-integer; empty prompt; ragged rows', async () => {
+    expect(await code(model.forward([[1, 20]]))).toMatch(/^E_ARG: .*token id 20 at \[0, 1\] is outside \[0, 20\)/);
+    expect(await code(model.forward([[-1]]))).toMatch(/^E_ARG/);
+    expect(await code(model.forward([[1.5]]))).toMatch(/^E_ARG/);
+    expect(await code(model.forward([[]]))).toMatch(/^E_ARG: .*empty prompt/);
+    expect(await code(model.forward([]))).toMatch(/^E_ARG: .*empty prompt/);
+    expect(await code(model.forward([[1, 2], [3]]))).toMatch(/^E_SHAPE/);
+  });
+
+  test('state from another model or of another batch size', async () => {
+    const other = await checkpoint('other', { ...s, D: 24 });
+    const m2 = (await loadModel(other.dir)) as MambaLM;
+    expect(await code(model.step([1], m2.newState(1)))).toMatch(/^E_SHAPE: .*state .* is not from this model/);
+    expect(await code(model.step([1, 2], model.newState(3)))).toMatch(/^E_SHAPE: .*state holds 3 sequences, tokens have batch 2/);
+    const st = model.newState(1);
+    st.dispose();
+    expect(await code(model.step([1], st))).toMatch(/^E_ARG: .*disposed/);
+    expect(() => model.newState(0)).toThrow(expect.objectContaining({ code: 'E_ARG' }));
+  });
+
+  test('missing or misshapen tensor, unknown model_type, missing config', async () => {
+    const w = randomMambaWeights(s);
+    const missing = { ...w };
+    delete missing['backbone.layers.0.mixer.D'];
+    await writeMambaCheckpoint(path.join(tmp, 'missing'), s, missing);
+    expect(await code(loadModel(path.join(tmp, 'missing')))).toMatch(/^E_FORMAT: .*'backbone.layers.0.mixer.D' is missing/);
+    const bad = path.join(tmp, 'misshapen');
+    await writeMambaCheckpoint(bad, { ...s, N: 5 }, randomMambaWeights({ ...s, N: 5 }));
+    fs.writeFileSync(path.join(bad, 'config.json'), JSON.stringify({ ...JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) }));
+    expect(await code(loadModel(bad))).toMatch(/^E_FORMAT: .*'backbone.layers.0.mixer.x_proj.weight' has shape \[11, 32\], expected \[9, 32\]/);
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    const unk = path.join(tmp, 'unknown-type');
+    fs.mkdirSync(unk);
+    fs.writeFileSync(path.join(unk, 'config.json'), JSON.stringify({ ...cfg, model_type: 'jamba' }));
+    expect(await code(loadModel(unk))).toMatch(/^E_FORMAT: .*unknown model_type "jamba"/);
+    expect(await code(loadModel(path.join(tmp, 'nowhere')))).toMatch(/^E_FORMAT: .*config/);
+  });
+});
