@@ -15,7 +15,9 @@ if (process.argv.includes('--if-needed') && !process.env.MAMBAKIT_BUILD_FROM_SOU
   }
 }
 const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
-const args = [cmakeJs, 'compile', '--out', 'build'];
-if (process.env.MAMBAKIT_CUDA === '0') args.push('--CDMAMBAKIT_CUDA=OFF');
-const r = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
-process.exit(r.status === null ? 1 : r.status);
+// configure (always, so the CUDA switch applies even to an existing build/), then an incremental build
+const flag = `--CDMAMBAKIT_CUDA=${process.env.MAMBAKIT_CUDA === '0' ? 'OFF' : 'ON'}`;
+for (const step of [['configure', '--out', 'build', flag], ['build', '--out', 'build']]) {
+  const r = spawnSync(process.execPath, [cmakeJs, ...step], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status === null ? 1 : r.status);
+}

@@ -2,11 +2,12 @@
 // uses these instructions carries MK_AVX2 and is only reached after the run-time CPU check.
 //
 // Two paths:
-//  - small M (decode): a row-blocked GEMV. W is streamed exactly once; each pass over a block of W
-//    rows serves every row of x, which is pre-packed (zero-padded to 16, and for bf16 split into
-//    even/odd halves so a bf16 vector widens with one shift and one mask).
+//  - M <= 8 (decode): GEMV-like. W is streamed from memory exactly once, one or two rows at a
+//    time with software prefetch, and every x row is applied to a W row while it is in L1. x is
+//    pre-packed (zero-padded to 16; for bf16 split into even/odd halves so 16 bf16 weights widen
+//    with one shift and one mask). Threads take ~64 KiB chunks of W rows dynamically.
 //  - larger M (prefill): packed, cache-blocked GEMM with a 6x16 register micro-kernel. W panels are
-//    widened to f32 while being packed, so the micro-kernel is dtype-agnostic.
+//    widened to f32 while being packed, so the micro-kernel is dtype-agnostic. Threads split N.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -24,25 +25,19 @@
 namespace mk::cpu::detail {
 namespace {
 
-constexpr int MR = 6, NR = 16;    // micro-tile: 6 rows of x by 16 rows of W
-#ifdef MK_TUNE
-static int64_t envi(const char* n, int64_t d) { const char* e = getenv(n); return e ? atol(e) : d; }
-int64_t KC = envi("KC", 256), MC = envi("MC", 144), NC = envi("NC", 512), kGemvMaxM = envi("GM", 8), kPrefetch = envi("PF", 2048), kGemvThreadBytes = envi("GT", 2 << 20), kGemvXBytes = envi("GX", 16 << 10), kGemvR = envi("GR", 2), kPackPrefetch = envi("PP", 1);
-#else
-constexpr int64_t kGemvMaxM = 8;  // at or below: GEMV path
-constexpr int64_t kPrefetch = 2048;  // bytes ahead in the GEMV weight stream
-constexpr int64_t kGemvThreadBytes = 2 << 20;
-constexpr int64_t kGemvXBytes = 16 << 10;
-constexpr int64_t kGemvR = 2;
-constexpr bool kPackPrefetch = true;
-constexpr int64_t KC = 256;       // K block: a 16 x KC W micro-panel (16 KiB) stays in L1
-constexpr int64_t MC = 144;       // M block: an MC x KC x panel (144 KiB) stays in L2
-constexpr int64_t NC = 512;       // N block: a KC x NC W panel (512 KiB) stays in L2
-#endif
+constexpr int64_t kGemvMaxM = 8;            // at or below: GEMV path
+constexpr int64_t kGemvPrefetch = 2048;     // bytes ahead in a GEMV weight stream
+constexpr int64_t kGemvThreadBytes = 2 << 20;  // below this much W, the pool wake-up costs more
+constexpr int64_t kGemvXBytes = 16 << 10;   // x block (all M rows) kept in L1 when M > 2
+constexpr int MR = 6, NR = 16;              // micro-tile: 6 rows of x by 16 rows of W
+constexpr int64_t KC = 256;                 // K block: a 16 x KC W micro-panel (16 KiB) in L1
+constexpr int64_t MC = 144;                 // M block: an MC x KC x panel (144 KiB) in L2
+constexpr int64_t NC = 512;                 // N block: a KC x NC W panel (512 KiB) in L2
 
 inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
-// Grow-only 64-byte-aligned scratch; one per thread and purpose (thread_local).
+// Grow-only 64-byte-aligned scratch; one per thread and purpose (thread_local). get() returns
+// nullptr when out of memory: pool workers must not throw.
 struct Scratch {
   float* p = nullptr;
   size_t cap = 0;
@@ -56,7 +51,6 @@ struct Scratch {
       std::free(p);
       p = static_cast<float*>(std::aligned_alloc(64, bytes));
       cap = p ? bytes : 0;
-      if (!p) throw std::bad_alloc();
     }
     return p;
   }
@@ -208,19 +202,20 @@ MK_AVX2_INLINE void gemv_mchunk(int mb, const typename L::T* w, int64_t K, int64
   }
 }
 
-// Rows [n0, n1) of y for all M (M <= kGemvMaxM). Each W row is read from memory once: M = 1 one
-// row at a time, otherwise two; chunks of 4 x rows re-read the W segment from L1. K is cut into
-// blocks so the x block stays in L1 across a run of W rows.
+// Rows [n0, n1) of y for all M (M <= kGemvMaxM); each W row is read from memory once. M <= 2:
+// one W row at a time, a single sequential stream (measured clearly faster from DRAM than two
+// interleaved rows). M > 2: two rows at a time so each x load feeds two FMAs, and K cut into
+// blocks so the x block stays in L1 across a run of rows; chunks of 4 x rows re-read the W
+// segment from L1.
 template <class L>
 MK_AVX2 void gemv_rows(const typename L::T* w, int64_t K, const float* xp, int64_t Kp, int64_t M,
                        const float* bias, float* y, int64_t ldy, int64_t n0, int64_t n1) {
   constexpr int64_t kRowRun = 32;
-  const int64_t es = sizeof(typename L::T);
-  const int64_t kb = std::max<int64_t>(256, (kGemvXBytes / (4 * M)) & ~int64_t{15});
-  const int R = M <= 2 ? 1 : kGemvR;
-  // One K block: W is a plain stream, prefetch a fixed distance ahead. Several: the next segment
+  const int R = M <= 2 ? 1 : 2;
+  const int64_t kb = M <= 2 ? K : std::max<int64_t>(256, (kGemvXBytes / (4 * M)) & ~int64_t{15});
+  // One K block: W is one stream, prefetch a fixed distance ahead. Several: the next segment
   // read is R rows further on.
-  const int64_t pf_off = kb >= K ? kPrefetch : R * K * es;
+  const int64_t pf_off = kb >= K ? kGemvPrefetch : R * K * static_cast<int64_t>(sizeof(*w));
   for (int64_t r0 = n0; r0 < n1; r0 += kRowRun) {
     const int64_t r1 = std::min(n1, r0 + kRowRun);
     for (int64_t k0 = 0; k0 < K; k0 += kb) {
@@ -248,9 +243,11 @@ void run_gemv(const float* x, int64_t ldx, const typename L::T* w, const float* 
   thread_local Scratch xbuf;
   const int64_t Kp = round_up(K, 16);
   float* xp = xbuf.get(M * Kp);
+  if (!xp) throw std::bad_alloc();  // still on the calling thread
   pack_x_gemv<L>(x, ldx, M, K, Kp, xp);
   const int64_t row_bytes = K * static_cast<int64_t>(sizeof(typename L::T));
-  // Waking the pool costs several microseconds: not worth it for a few hundred KiB of weights.
+  // Waking the pool costs tens of microseconds on this class of machine (and one thread already
+  // gets most of the DRAM bandwidth): only worth it for a few MiB of weights.
   if (N * row_bytes * (1 + M / 4) < kGemvThreadBytes) {
     gemv_rows<L>(w, K, xp, Kp, M, bias, y, ldy, 0, N);
     return;
@@ -299,10 +296,6 @@ MK_AVX2 void pack_w(const typename L::T* w, int64_t K, int64_t n0, int64_t nn, i
       for (int i = 0; i < 8; ++i) src[i] = i < nrow ? w + (n0 + rb + i) * K + k0 : nullptr;
       for (int64_t k = 0; k < kc8; k += 8) {
         __m256 r[8];
-        // W rows are read in short segments (kc elements); fetch the next panel's segments early.
-        if (kPackPrefetch && (k * sizeof(typename L::T)) % 64 == 0)
-          for (int i = 0; i < nrow; ++i)
-            _mm_prefetch(reinterpret_cast<const char*>(src[i] + NR * K + k), _MM_HINT_T0);
         for (int i = 0; i < 8; ++i) r[i] = i < nrow ? L::load8(src[i] + k) : _mm256_setzero_ps();
         transpose8(r);
         for (int i = 0; i < 8; ++i) _mm256_store_ps(dst + (k + i) * NR + 8 * h, r[i]);
@@ -388,9 +381,9 @@ MK_AVX2 void kernel_6x16(int64_t kc, const float* __restrict a, const float* __r
   }
 }
 
-// One thread's share: y rows [m0, m1) x cols [n0, n1).
+// One thread's share: y rows [m0, m1) x cols [n0, n1). False when out of memory.
 template <class L>
-MK_AVX2 void gemm_rect(const float* x, int64_t ldx, const typename L::T* w, const float* bias,
+MK_AVX2 bool gemm_rect(const float* x, int64_t ldx, const typename L::T* w, const float* bias,
                        float* y, int64_t ldy, int64_t K, int64_t m0, int64_t m1, int64_t n0,
                        int64_t n1) {
   thread_local Scratch wbuf, xbuf;
@@ -401,6 +394,7 @@ MK_AVX2 void gemm_rect(const float* x, int64_t ldx, const typename L::T* w, cons
   const int64_t mcb = round_up((m1 - m0 + nmb - 1) / nmb, MR);
   float* bw = wbuf.get(round_up(std::min(NC, n1 - n0), NR) * kcb);
   float* bx = xbuf.get(round_up(std::min(mcb, m1 - m0), MR) * kcb + 8);
+  if (!bw || !bx) return false;
   for (int64_t nc0 = n0; nc0 < n1; nc0 += NC) {
     const int64_t nc = std::min(NC, n1 - nc0);
     for (int64_t k0 = 0; k0 < K; k0 += kcb) {
@@ -421,6 +415,7 @@ MK_AVX2 void gemm_rect(const float* x, int64_t ldx, const typename L::T* w, cons
       }
     }
   }
+  return true;
 }
 
 template <class L>
@@ -428,20 +423,24 @@ void run_gemm(const float* x, int64_t ldx, const typename L::T* w, const float* 
               int64_t ldy, int64_t M, int64_t N, int64_t K) {
   // Below ~2 MFLOP the pool wake-up costs more than it saves.
   if (2.0 * M * N * K < 2e6) {
-    gemm_rect<L>(x, ldx, w, bias, y, ldy, K, 0, M, 0, N);
+    if (!gemm_rect<L>(x, ldx, w, bias, y, ldy, K, 0, M, 0, N)) throw std::bad_alloc();
     return;
   }
   const int64_t ntn = (N + NR - 1) / NR, ntm = (M + MR - 1) / MR;
+  std::atomic<bool> oom{false};
   parallel_run([&](int t, int nt) {
     // Split over N (each thread packs only its W) unless N is too narrow to share.
+    bool ok = true;
     if (ntn >= 2 * nt || ntn >= ntm) {
       const int64_t a = ntn * t / nt * NR, b = std::min(N, ntn * (t + 1) / nt * NR);
-      if (a < b) gemm_rect<L>(x, ldx, w, bias, y, ldy, K, 0, M, a, b);
+      if (a < b) ok = gemm_rect<L>(x, ldx, w, bias, y, ldy, K, 0, M, a, b);
     } else {
       const int64_t a = ntm * t / nt * MR, b = std::min(M, ntm * (t + 1) / nt * MR);
-      if (a < b) gemm_rect<L>(x, ldx, w, bias, y, ldy, K, a, b, 0, N);
+      if (a < b) ok = gemm_rect<L>(x, ldx, w, bias, y, ldy, K, a, b, 0, N);
     }
+    if (!ok) oom = true;
   });
+  if (oom) throw std::bad_alloc();
 }
 
 template <class L>
@@ -455,13 +454,6 @@ void run(const float* x, int64_t ldx, const void* w, const float* bias, float* y
 }
 
 }  // namespace
-
-#ifdef MK_TUNE
-void tune_set(const char* n, int64_t v) {
-#define T_(name, var) if (!strcmp(n, name)) var = v;
-  T_("KC", KC) T_("MC", MC) T_("NC", NC) T_("GM", kGemvMaxM) T_("PF", kPrefetch) T_("GT", kGemvThreadBytes) T_("GX", kGemvXBytes) T_("GR", kGemvR) T_("PP", kPackPrefetch)
-}
-#endif
 
 void gemm_avx2(const float* x, int64_t ldx, const void* w, DType wdt, const float* bias, float* y,
                int64_t ldy, int64_t M, int64_t N, int64_t K) {

@@ -72,9 +72,10 @@ struct ConvArgs {
 // read once).
 bool ssm_use_avx2();
 
-// One work item: batch row b, channels [e0, e0 + ne) with 1 <= ne <= kSsmBlock, all T tokens.
+// One work item: channels [e0, e0 + ne) with 1 <= ne <= kSsmBlock, all T tokens, of batch row b
+// (scan) or of batch rows [b0, b1) (conv, which loads its weights once for all of them).
 void scan_block_avx2(const ScanArgs& a, int64_t b, int64_t e0, int64_t ne);
-void conv_block_avx2(const ConvArgs& a, int64_t b, int64_t e0, int64_t ne);
+void conv_block_avx2(const ConvArgs& a, int64_t b0, int64_t b1, int64_t e0, int64_t ne);
 
 }  // namespace detail
 }  // namespace mk::cpu

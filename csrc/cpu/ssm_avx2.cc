@@ -178,9 +178,10 @@ MK_AVX2 void scan_block(const ScanArgs& a, int64_t b, int64_t e0, int64_t ne) {
 // ---- causal conv1d -----------------------------------------------------------------------------
 
 // The window (K-1 previous inputs) and the K weight vectors are register arrays (K is a template
-// parameter, so every index is a constant after unrolling).
+// parameter, so every index is a constant after unrolling). Batch rows [rb0, rb1) share the
+// weights, which are transposed once (this matters for decode, where T = 1).
 template <int K, bool kFull>
-MK_AVX2 void conv_block(const ConvArgs& a, int64_t b, int64_t e0, int64_t ne) {
+MK_AVX2 void conv_block(const ConvArgs& a, int64_t rb0, int64_t rb1, int64_t e0, int64_t ne) {
   constexpr int W = K - 1;
   const int64_t E = a.E;
   const __m256i m0 = lane_mask(ne), m1 = lane_mask(ne - 8);
@@ -193,75 +194,77 @@ MK_AVX2 void conv_block(const ConvArgs& a, int64_t b, int64_t e0, int64_t ne) {
     wv[j][1] = _mm256_load_ps(wt[j] + 8);
   }
   const __m256 zero = _mm256_setzero_ps();
-  const __m256 b0 = a.bias ? ld<kFull>(a.bias + e0, m0) : zero;
-  const __m256 b1 = a.bias ? ld<kFull>(a.bias + e0 + 8, m1) : zero;
-  const int64_t slot = a.slots ? a.slots[b] : b;
-  float* stp = a.state ? a.state + slot * W * E + e0 : nullptr;
-  __m256 win[W > 0 ? W : 1][2];
-  for (int j = 0; j < W; ++j) {
-    win[j][0] = stp ? ld<kFull>(stp + j * E, m0) : zero;
-    win[j][1] = stp ? ld<kFull>(stp + j * E + 8, m1) : zero;
-  }
-  for (int64_t t = 0; t < a.T; ++t) {
-    const int64_t r = b * a.T + t;
-    const float* xr = a.x + r * a.ldx + e0;
-    const __m256 x0 = ld<kFull>(xr, m0), x1 = ld<kFull>(xr + 8, m1);
-    __m256 acc0 = _mm256_fmadd_ps(wv[W][0], x0, b0);
-    __m256 acc1 = _mm256_fmadd_ps(wv[W][1], x1, b1);
+  const __m256 bias0 = a.bias ? ld<kFull>(a.bias + e0, m0) : zero;
+  const __m256 bias1 = a.bias ? ld<kFull>(a.bias + e0 + 8, m1) : zero;
+  for (int64_t b = rb0; b < rb1; ++b) {
+    const int64_t slot = a.slots ? a.slots[b] : b;
+    float* stp = a.state ? a.state + slot * W * E + e0 : nullptr;
+    __m256 win[W > 0 ? W : 1][2];
     for (int j = 0; j < W; ++j) {
-      acc0 = _mm256_fmadd_ps(wv[j][0], win[j][0], acc0);
-      acc1 = _mm256_fmadd_ps(wv[j][1], win[j][1], acc1);
+      win[j][0] = stp ? ld<kFull>(stp + j * E, m0) : zero;
+      win[j][1] = stp ? ld<kFull>(stp + j * E + 8, m1) : zero;
     }
-    for (int j = 0; j + 1 < W; ++j) {
-      win[j][0] = win[j + 1][0];
-      win[j][1] = win[j + 1][1];
+    for (int64_t t = 0; t < a.T; ++t) {
+      const int64_t r = b * a.T + t;
+      const float* xr = a.x + r * a.ldx + e0;
+      const __m256 x0 = ld<kFull>(xr, m0), x1 = ld<kFull>(xr + 8, m1);
+      __m256 acc0 = _mm256_fmadd_ps(wv[W][0], x0, bias0);
+      __m256 acc1 = _mm256_fmadd_ps(wv[W][1], x1, bias1);
+      for (int j = 0; j < W; ++j) {
+        acc0 = _mm256_fmadd_ps(wv[j][0], win[j][0], acc0);
+        acc1 = _mm256_fmadd_ps(wv[j][1], win[j][1], acc1);
+      }
+      for (int j = 0; j + 1 < W; ++j) {
+        win[j][0] = win[j + 1][0];
+        win[j][1] = win[j + 1][1];
+      }
+      if (W > 0) {
+        win[W > 0 ? W - 1 : 0][0] = x0;
+        win[W > 0 ? W - 1 : 0][1] = x1;
+      }
+      if (a.silu) {
+        acc0 = silu8(acc0);
+        acc1 = silu8(acc1);
+      }
+      float* orow = a.out + r * a.ldo + e0;
+      st<kFull>(orow, m0, acc0);
+      st<kFull>(orow + 8, m1, acc1);
     }
-    if (W > 0) {
-      win[W > 0 ? W - 1 : 0][0] = x0;
-      win[W > 0 ? W - 1 : 0][1] = x1;
-    }
-    if (a.silu) {
-      acc0 = silu8(acc0);
-      acc1 = silu8(acc1);
-    }
-    float* orow = a.out + r * a.ldo + e0;
-    st<kFull>(orow, m0, acc0);
-    st<kFull>(orow + 8, m1, acc1);
+    if (stp)
+      for (int j = 0; j < W; ++j) {
+        st<kFull>(stp + j * E, m0, win[j][0]);
+        st<kFull>(stp + j * E + 8, m1, win[j][1]);
+      }
   }
-  if (stp)
-    for (int j = 0; j < W; ++j) {
-      st<kFull>(stp + j * E, m0, win[j][0]);
-      st<kFull>(stp + j * E + 8, m1, win[j][1]);
-    }
 }
 
 template <int K>
-MK_AVX2 void conv_block_k(const ConvArgs& a, int64_t b, int64_t e0, int64_t ne) {
+MK_AVX2 void conv_block_k(const ConvArgs& a, int64_t b0, int64_t b1, int64_t e0, int64_t ne) {
   if (ne == BW)
-    conv_block<K, true>(a, b, e0, ne);
+    conv_block<K, true>(a, b0, b1, e0, ne);
   else
-    conv_block<K, false>(a, b, e0, ne);
+    conv_block<K, false>(a, b0, b1, e0, ne);
 }
 
 }  // namespace
 
-MK_AVX2 void scan_block_avx2(const ScanArgs& a, int64_t b, int64_t e0, int64_t ne) {
+void scan_block_avx2(const ScanArgs& a, int64_t b, int64_t e0, int64_t ne) {
   if (ne == BW)
     scan_block<true>(a, b, e0, ne);
   else
     scan_block<false>(a, b, e0, ne);
 }
 
-MK_AVX2 void conv_block_avx2(const ConvArgs& a, int64_t b, int64_t e0, int64_t ne) {
+void conv_block_avx2(const ConvArgs& a, int64_t b0, int64_t b1, int64_t e0, int64_t ne) {
   switch (a.K) {
-    case 1: conv_block_k<1>(a, b, e0, ne); break;
-    case 2: conv_block_k<2>(a, b, e0, ne); break;
-    case 3: conv_block_k<3>(a, b, e0, ne); break;
-    case 4: conv_block_k<4>(a, b, e0, ne); break;
-    case 5: conv_block_k<5>(a, b, e0, ne); break;
-    case 6: conv_block_k<6>(a, b, e0, ne); break;
-    case 7: conv_block_k<7>(a, b, e0, ne); break;
-    case 8: conv_block_k<8>(a, b, e0, ne); break;
+    case 1: conv_block_k<1>(a, b0, b1, e0, ne); break;
+    case 2: conv_block_k<2>(a, b0, b1, e0, ne); break;
+    case 3: conv_block_k<3>(a, b0, b1, e0, ne); break;
+    case 4: conv_block_k<4>(a, b0, b1, e0, ne); break;
+    case 5: conv_block_k<5>(a, b0, b1, e0, ne); break;
+    case 6: conv_block_k<6>(a, b0, b1, e0, ne); break;
+    case 7: conv_block_k<7>(a, b0, b1, e0, ne); break;
+    case 8: conv_block_k<8>(a, b0, b1, e0, ne); break;
     default: break;  // validated by the op layer
   }
 }
