@@ -82,3 +82,27 @@ export function argmax(x: Tensor): Promise<Tensor> {
 export function cast(x: Tensor, dtype: Extract<DType, 'f32' | 'f16' | 'bf16'>): Promise<Tensor> {
   return one('cast', [x], { dtype: dtypeId(dtype) });
 }
+
+/**
+ * Causal depthwise conv1d over time (+ SiLU unless `silu: false`): x [B, T, E], w [E, K] (or [E, 1, K]),
+ * optional bias [E] and initial window state [B, K-1, E] (oldest first). Returns y and the final window.
+ */
+export async function causalConv1d(
+  x: Tensor, w: Tensor, opts: { bias?: Tensor; state?: Tensor; silu?: boolean } = {},
+): Promise<{ y: Tensor; state: Tensor }> {
+  const [y, state] = await run('causal_conv1d', [x, w, opts.bias, opts.state], { silu: opts.silu === false ? 0 : 1 });
+  return { y, state };
+}
+
+/**
+ * Fused selective scan: dt' = softplus(dt + dtBias); s = exp(dt'·A)·s + dt'·B·u; y = (C·s + D·u)·silu(z).
+ * u, dt, z [B, T, E]; A = −exp(A_log) transposed to [N, E]; B, C [B, T, N]; D, dtBias [E];
+ * state [B, N, E] (f32, zeros if absent). Returns y and the final state.
+ */
+export async function selectiveScan(
+  u: Tensor, dt: Tensor, A: Tensor, B: Tensor, C: Tensor,
+  opts: { D?: Tensor; z?: Tensor; dtBias?: Tensor; state?: Tensor } = {},
+): Promise<{ y: Tensor; state: Tensor }> {
+  const [y, state] = await run('selective_scan', [u, dt, A, B, C, opts.D, opts.z, opts.dtBias, opts.state]);
+  return { y, state };
+}

@@ -119,14 +119,31 @@ export class MambaLM {
     }
   }
 
-  /** One token per sequence ([B] ids), advancing `state`; returns logits [B, V]. */
-  async step(tokenIds: readonly number[] | Int32Array, state: MambaState): Promise<Tensor> {
+  /**
+   * One token per sequence ([B] ids), advancing `state`; returns logits [B, V]. With `slots`, row b
+   * uses the state of sequence slots[b] (distinct, in [0, state.batch)): a continuous-batching
+   * scheduler steps any subset of its sequences without moving their states.
+   */
+  async step(tokenIds: readonly number[] | Int32Array, state: MambaState, opts: { slots?: readonly number[] | Int32Array } = {}): Promise<Tensor> {
     const ids = Int32Array.from(tokenIds);
+    let slots: Tensor | null = null;
+    if (opts.slots !== undefined) {
+      const sl = Int32Array.from(opts.slots);
+      const seen = new Set<number>();
+      if (sl.length !== ids.length) throw new MambakitError('E_SHAPE', `step: ${sl.length} slots for ${ids.length} tokens`);
+      for (const v of sl) {
+        if (!(v >= 0 && v < state.batch) || seen.has(v)) throw new MambakitError('E_ARG', `step: slot ${v} is out of [0, ${state.batch}) or repeated`);
+        seen.add(v);
+      }
+      slots = Tensor.from(sl, [sl.length], { device: this.device });
+    }
     const t = tokenTensor({ data: ids, shape: [ids.length, 1] }, this.vocabSize, this.device, 'step');
     try {
-      return Tensor.fromHandle(await call(() => this.#native.forward(t.handle, state.conv.handle, state.ssm.handle, null, true, true)));
+      const s = slots;
+      return Tensor.fromHandle(await call(() => this.#native.forward(t.handle, state.conv.handle, state.ssm.handle, s ? s.handle : null, true, true)));
     } finally {
       t.dispose();
+      slots?.dispose();
     }
   }
 

@@ -72,6 +72,28 @@ describe.each(DEVICES)('Mamba on %s', (device) => {
     expectClose(next, full.subarray(299 * s.V), 1e-4, 'step 300');
   });
 
+  test('step with slots advances only the named sequences, in any order', async () => {
+    const s = SHAPES[0][1];
+    const { dir } = await checkpoint(`${device}-slots`, s);
+    const model = (await loadModel(dir, { device })) as MambaLM;
+    const seqs = [0, 1, 2].map(() => Array.from(randInt(6, s.V)));
+    const full = await Promise.all(seqs.map(async (q) => rows(await model.forward([q]))));
+    const state = model.newState(3);
+    await model.prefill(seqs.map((q) => q.slice(0, 3)), state);
+    // step sequences 2 and 0 (in that order) twice, then sequence 1 alone three times
+    for (let t = 3; t < 5; ++t) {
+      const out = await rows(await model.step([seqs[2][t], seqs[0][t]], state, { slots: [2, 0] }));
+      expectClose(out.subarray(0, s.V), full[2].subarray(t * s.V, (t + 1) * s.V), 1e-5, `slot 2 t=${t}`);
+      expectClose(out.subarray(s.V), full[0].subarray(t * s.V, (t + 1) * s.V), 1e-5, `slot 0 t=${t}`);
+    }
+    for (let t = 3; t < 6; ++t) {
+      const out = await rows(await model.step([seqs[1][t]], state, { slots: [1] }));
+      expectClose(out, full[1].subarray(t * s.V, (t + 1) * s.V), 1e-5, `slot 1 t=${t}`);
+    }
+    await expect(model.step([1, 2], state, { slots: [0, 0] })).rejects.toMatchObject({ code: 'E_ARG' });
+    await expect(model.step([1], state, { slots: [3] })).rejects.toMatchObject({ code: 'E_ARG' });
+  });
+
   test.each(['bf16', 'f16'] as const)('%s weights stay within 2e-2 of the f32 model', async (dtype) => {
     const s = SHAPES[0][1];
     const { dir } = await checkpoint(`${device}-${dtype}`, s);
