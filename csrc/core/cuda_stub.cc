@@ -20,5 +20,9 @@ Status copy_d2d(int, void*, const void*, size_t) { return not_compiled(); }
 Status synchronize(int) { return not_compiled(); }
 void* stream(int) { return nullptr; }
 Status last_launch_error(const char*) { return not_compiled(); }
+Status capture_begin(int) { return not_compiled(); }
+Status capture_end(int, void**) { return not_compiled(); }
+Status graph_launch(int, void*) { return not_compiled(); }
+void graph_destroy(void*) {}
 
 }  // namespace mk::gpu

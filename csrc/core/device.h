@@ -43,5 +43,12 @@ Status synchronize(int dev);
 void* stream(int dev);           // the device's cudaStream_t (one stream per device)
 Status last_launch_error(const char* op);  // cudaGetLastError after a launch, as a Status
 
+// CUDA graphs (decode plans): everything queued on the device's stream between capture_begin and
+// capture_end becomes one graph, replayed by graph_launch on the same stream.
+Status capture_begin(int dev);
+Status capture_end(int dev, void** exec);  // an instantiated cudaGraphExec_t
+Status graph_launch(int dev, void* exec);
+void graph_destroy(void* exec);
+
 }  // namespace gpu
 }  // namespace mk

@@ -36,6 +36,9 @@ struct StreamSlot {
   cudaError_t error = cudaSuccess;  // why creation failed (the stream is then never created)
 };
 StreamSlot g_streams[kMaxDevices];
+// Held from capture_begin to capture_end, and by every copy: a copy issued from another thread (the
+// JS thread's Tensor.from) must neither land inside a graph being captured nor sync a capturing stream.
+std::mutex g_capture_mu[kMaxDevices];
 
 // The device's stream, created once. On failure the slot keeps the error: copies report it, and
 // stream() returns nullptr (the legacy default stream), on which launches will fail the same way.
@@ -70,6 +73,7 @@ Status copy(int dev, void* dst, const void* src, size_t bytes, cudaMemcpyKind ki
     return make_error(Code::ARG, "copy of " + std::to_string(bytes) + " bytes with a null pointer");
   cudaStream_t s = nullptr;
   MK_RETURN_IF_ERROR(enter(dev, &s));
+  std::lock_guard<std::mutex> lk(g_capture_mu[dev]);
   MK_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, s));
   // Host<->device copies wait, so the host buffer may be reused (or read) when they return.
   if (sync) MK_CUDA_CHECK(cudaStreamSynchronize(s));
@@ -163,5 +167,44 @@ void* stream(int dev) {
 }
 
 Status last_launch_error(const char* op) { return cuda::check_launch(op ? op : "kernel"); }
+
+// Relaxed mode: the capture must not be broken by another thread's legal calls (cudaMalloc from
+// the JS thread's Tensor.from, for instance); everything captured is on this device's stream.
+Status capture_begin(int dev) {
+  cudaStream_t s = nullptr;
+  MK_RETURN_IF_ERROR(enter(dev, &s));
+  g_capture_mu[dev].lock();  // released by capture_end, which the caller always calls
+  cudaError_t e = cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed);
+  if (e != cudaSuccess) {
+    g_capture_mu[dev].unlock();
+    MK_CUDA_CHECK(e);
+  }
+  return Status::Ok();
+}
+
+Status capture_end(int dev, void** exec) {
+  cudaStream_t s = static_cast<cudaStream_t>(stream(dev));  // valid: capture_begin succeeded on it
+  cudaGraph_t graph = nullptr;
+  cudaError_t ec = cudaStreamEndCapture(s, &graph);
+  g_capture_mu[dev].unlock();
+  MK_CUDA_CHECK(ec);
+  cudaGraphExec_t ge = nullptr;
+  cudaError_t e = cudaGraphInstantiate(&ge, graph, 0);
+  cudaGraphDestroy(graph);
+  MK_CUDA_CHECK(e);
+  *exec = ge;
+  return Status::Ok();
+}
+
+Status graph_launch(int dev, void* exec) {
+  cudaStream_t s = nullptr;
+  MK_RETURN_IF_ERROR(enter(dev, &s));
+  MK_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec), s));
+  return Status::Ok();
+}
+
+void graph_destroy(void* exec) {
+  if (exec) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec));
+}
 
 }  // namespace mk::gpu

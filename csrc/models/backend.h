@@ -14,7 +14,10 @@ class Backend {
   // y[M, N] = x[M, K] · W[N, K]^T (+ bias), W = w (f32/f16/bf16), x rows at stride ldx.
   virtual Status gemm(const float* x, int64_t ldx, const Tensor& w, const Tensor* bias, float* y, int64_t ldy,
                       int64_t M) = 0;
-  virtual Status embedding(const int32_t* ids, int64_t n, const Tensor& table, float* y) = 0;
+  // flag: a device int32 the CUDA kernel sets when an id is out of range (owned by the caller's
+  // workspace, so a captured graph keeps it); verify: read it back (a host sync; off while capturing).
+  virtual Status embedding(const int32_t* ids, int64_t n, const Tensor& table, float* y, int32_t* flag,
+                           bool verify) = 0;
   virtual Status rmsnorm(const float* x, const float* residual, const float* w, float* y, float* sum_out,
                          int64_t rows, int64_t D, float eps) = 0;
   virtual Status causal_conv1d(const float* x, int64_t ldx, const float* w, const float* bias, float* state,

@@ -1,5 +1,6 @@
 #include "models/mamba.h"
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -64,55 +65,147 @@ Status mamba_validate_state(const MambaModel& m, const MambaState& s, int64_t* s
   return Status::Ok();
 }
 
-Status mamba_forward(const MambaModel& m, const Tensor& tokens, MambaState* state, const Tensor* slot_ids,
-                     bool last_only, bool decode, Tensor* logits) {
+namespace {
+
+// f32 activations of one call: res [BT, D] (residual stream), h [BT, D] (a block's output), xn [BT, D],
+// xz [BT, 2E], u [BT, E], xdbl [BT, R+2N], dt [BT, E].
+struct Workspace {
+  Tensor h, res, xn, xz, u, xdbl, dt, flag;  // flag: i32 [1], the embedding's bad-id flag
+  Status create(const MambaModel& m, int64_t BT) {
+    const MambaDims& d = m.d;
+    MK_RETURN_IF_ERROR(Tensor::create(m.dev, DType::I32, {1}, &flag));
+    for (auto* p : {&h, &res, &xn}) MK_RETURN_IF_ERROR(Tensor::create(m.dev, DType::F32, {BT, d.D}, p));
+    MK_RETURN_IF_ERROR(Tensor::create(m.dev, DType::F32, {BT, 2 * d.E}, &xz));
+    MK_RETURN_IF_ERROR(Tensor::create(m.dev, DType::F32, {BT, d.E}, &u));
+    MK_RETURN_IF_ERROR(Tensor::create(m.dev, DType::F32, {BT, d.R + 2 * d.N}, &xdbl));
+    return Tensor::create(m.dev, DType::F32, {BT, d.E}, &dt);
+  }
+};
+
+// Queues the whole forward on `be`: no allocation and no host sync (unless verify_ids), so a decode
+// step can be captured into a CUDA graph. conv/ssm: state bases for S slots, or null.
+Status launch(const MambaModel& m, Backend& be, const Workspace& ws, const int32_t* tokens, int64_t B, int64_t T,
+              float* conv, float* ssm, int64_t S, const int32_t* slots, bool last_only, bool decode, float* logits,
+              bool verify_ids) {
   const MambaDims& d = m.d;
-  const int64_t B = tokens.dim(0), T = tokens.dim(1), BT = B * T;
-  const int64_t E = d.E, N = d.N, K = d.K, R = d.R, XD = R + 2 * N;
-  std::unique_ptr<Backend> be;
-  MK_RETURN_IF_ERROR(make_backend(m.dev, &be));
-
-  // Workspace, f32: h/res [BT, D] (residual stream), xn [BT, D], xz [BT, 2E], u [BT, E], xdbl [BT, R+2N], dt [BT, E].
-  Tensor h, res, xn, xz, u, xdbl, dt;
-  for (auto* p : {&h, &res, &xn}) MK_RETURN_IF_ERROR(Tensor::create(m.dev, DType::F32, {BT, d.D}, p));
-  MK_RETURN_IF_ERROR(Tensor::create(m.dev, DType::F32, {BT, 2 * E}, &xz));
-  MK_RETURN_IF_ERROR(Tensor::create(m.dev, DType::F32, {BT, E}, &u));
-  MK_RETURN_IF_ERROR(Tensor::create(m.dev, DType::F32, {BT, XD}, &xdbl));
-  MK_RETURN_IF_ERROR(Tensor::create(m.dev, DType::F32, {BT, E}, &dt));
-  const int32_t* slots = slot_ids ? slot_ids->ptr<int32_t>() : nullptr;
-  int64_t S = 0;
-  if (state) MK_RETURN_IF_ERROR(mamba_validate_state(m, *state, &S));
-
+  const int64_t BT = B * T, E = d.E, N = d.N, K = d.K, R = d.R, XD = R + 2 * N;
+  float *h = ws.h.ptr<float>(), *res = ws.res.ptr<float>(), *xn = ws.xn.ptr<float>(), *xz = ws.xz.ptr<float>();
+  float *u = ws.u.ptr<float>(), *xdbl = ws.xdbl.ptr<float>(), *dt = ws.dt.ptr<float>();
   // res = embedding(tokens): the residual stream; h holds each block's output until the next adds it
-  MK_RETURN_IF_ERROR(be->embedding(tokens.ptr<int32_t>(), BT, m.embedding, res.ptr<float>()));
+  MK_RETURN_IF_ERROR(be.embedding(tokens, BT, m.embedding, res, ws.flag.ptr<int32_t>(), verify_ids));
   for (int64_t i = 0; i < d.L; ++i) {
     const MambaLayer& l = m.layers[i];
     // res = res + h (from block 1 on); xn = rmsnorm(res) · norm
-    MK_RETURN_IF_ERROR(i == 0 ? be->rmsnorm(res.ptr<float>(), nullptr, l.norm.ptr<float>(), xn.ptr<float>(), nullptr, BT, d.D, d.eps)
-                              : be->rmsnorm(h.ptr<float>(), res.ptr<float>(), l.norm.ptr<float>(), xn.ptr<float>(), res.ptr<float>(), BT, d.D, d.eps));
+    MK_RETURN_IF_ERROR(i == 0 ? be.rmsnorm(res, nullptr, l.norm.ptr<float>(), xn, nullptr, BT, d.D, d.eps)
+                              : be.rmsnorm(h, res, l.norm.ptr<float>(), xn, res, BT, d.D, d.eps));
     // x, z = split(in_proj(xn)): xz [BT, 2E], x = xz[:, :E], z = xz[:, E:]
-    MK_RETURN_IF_ERROR(be->gemm(xn.ptr<float>(), d.D, l.in_proj, l.in_proj_bias.storage ? &l.in_proj_bias : nullptr, xz.ptr<float>(), 2 * E, BT));
+    MK_RETURN_IF_ERROR(be.gemm(xn, d.D, l.in_proj, l.in_proj_bias.storage ? &l.in_proj_bias : nullptr, xz, 2 * E, BT));
     // u = silu(conv1d_causal(x)), the conv window carried in the state
-    float* conv_state = state ? state->conv.ptr<float>() + i * S * (K - 1) * E : nullptr;
+    float* cs = conv ? conv + i * S * (K - 1) * E : nullptr;
     const float* cb = l.conv_b.storage ? l.conv_b.ptr<float>() : nullptr;
-    if (decode) MK_RETURN_IF_ERROR(be->conv1d_update(xz.ptr<float>(), 2 * E, l.conv_w.ptr<float>(), cb, conv_state, slots, u.ptr<float>(), E, B, E, K));
-    else MK_RETURN_IF_ERROR(be->causal_conv1d(xz.ptr<float>(), 2 * E, l.conv_w.ptr<float>(), cb, conv_state, slots, u.ptr<float>(), E, B, T, E, K));
+    MK_RETURN_IF_ERROR(decode ? be.conv1d_update(xz, 2 * E, l.conv_w.ptr<float>(), cb, cs, slots, u, E, B, E, K)
+                              : be.causal_conv1d(xz, 2 * E, l.conv_w.ptr<float>(), cb, cs, slots, u, E, B, T, E, K));
     // dt, B, C = split(x_proj(u), [R, N, N]); dt = dt_proj(dt) (its bias and softplus are fused into the scan)
-    MK_RETURN_IF_ERROR(be->gemm(u.ptr<float>(), E, l.x_proj, nullptr, xdbl.ptr<float>(), XD, BT));
-    MK_RETURN_IF_ERROR(be->gemm(xdbl.ptr<float>(), XD, l.dt_proj, nullptr, dt.ptr<float>(), E, BT));
+    MK_RETURN_IF_ERROR(be.gemm(u, E, l.x_proj, nullptr, xdbl, XD, BT));
+    MK_RETURN_IF_ERROR(be.gemm(xdbl, XD, l.dt_proj, nullptr, dt, E, BT));
     // y = (C·s + D·u) ⊙ silu(z), s_t = exp(dt·A) s_{t-1} + dt·B·u; y is written over u
-    float* ssm_state = state ? state->ssm.ptr<float>() + i * S * N * E : nullptr;
-    MK_RETURN_IF_ERROR(be->selective_scan(u.ptr<float>(), E, dt.ptr<float>(), E, l.dt_bias.ptr<float>(), l.A.ptr<float>(),
-                                          xdbl.ptr<float>() + R, xdbl.ptr<float>() + R + N, XD, l.Dskip.ptr<float>(),
-                                          xz.ptr<float>() + E, 2 * E, u.ptr<float>(), E, ssm_state, slots, B, T, E, N));
+    float* ss = ssm ? ssm + i * S * N * E : nullptr;
+    MK_RETURN_IF_ERROR(be.selective_scan(u, E, dt, E, l.dt_bias.ptr<float>(), l.A.ptr<float>(), xdbl + R, xdbl + R + N, XD,
+                                         l.Dskip.ptr<float>(), xz + E, 2 * E, u, E, ss, slots, B, T, E, N));
     // h = out_proj(y)
-    MK_RETURN_IF_ERROR(be->gemm(u.ptr<float>(), E, l.out_proj, l.out_proj_bias.storage ? &l.out_proj_bias : nullptr, h.ptr<float>(), d.D, BT));
+    MK_RETURN_IF_ERROR(be.gemm(u, E, l.out_proj, l.out_proj_bias.storage ? &l.out_proj_bias : nullptr, h, d.D, BT));
   }
   // logits = rmsnorm(h + res) · norm_f · lm_headᵀ (only the last position of each row when asked)
-  MK_RETURN_IF_ERROR(be->rmsnorm(h.ptr<float>(), res.ptr<float>(), m.norm_f.ptr<float>(), xn.ptr<float>(), res.ptr<float>(), BT, d.D, d.eps));
-  MK_RETURN_IF_ERROR(Tensor::create(m.dev, DType::F32, last_only ? Shape{B, d.V} : Shape{B, T, d.V}, logits));
-  if (last_only) MK_RETURN_IF_ERROR(be->gemm(xn.ptr<float>() + (T - 1) * d.D, T * d.D, m.lm_head, nullptr, logits->ptr<float>(), d.V, B));
-  else MK_RETURN_IF_ERROR(be->gemm(xn.ptr<float>(), d.D, m.lm_head, nullptr, logits->ptr<float>(), d.V, BT));
+  MK_RETURN_IF_ERROR(be.rmsnorm(h, res, m.norm_f.ptr<float>(), xn, res, BT, d.D, d.eps));
+  if (last_only) return be.gemm(xn + (T - 1) * d.D, T * d.D, m.lm_head, nullptr, logits, d.V, B);
+  return be.gemm(xn, d.D, m.lm_head, nullptr, logits, d.V, BT);
+}
+
+bool graphs_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("MAMBAKIT_CUDA_GRAPHS");
+    return !(e && std::string(e) == "0");
+  }();
+  return on;
+}
+
+}  // namespace
+
+// A decode step captured for one (batch, state buffers, slots?) with its own inputs, workspace and
+// logits, so a replay touches exactly the memory it was captured with.
+struct DecodeGraph {
+  int64_t B = 0;
+  const void *conv = nullptr, *ssm = nullptr;
+  bool with_slots = false;
+  Tensor tokens, slots, logits;
+  Workspace ws;
+  void* exec = nullptr;
+  ~DecodeGraph() { gpu::graph_destroy(exec); }
+};
+
+namespace {
+
+constexpr size_t kMaxGraphs = 8;
+
+Status decode_with_graph(const MambaModel& m, Backend& be, const Tensor& tokens, MambaState& st, int64_t S,
+                         const Tensor* slot_ids, Tensor* logits) {
+  const int64_t B = tokens.dim(0);
+  const int dev = m.dev.index;
+  auto& cache = m.graphs->entries;
+  std::shared_ptr<DecodeGraph> g;
+  for (size_t i = 0; i < cache.size(); ++i)
+    if (cache[i]->B == B && cache[i]->conv == st.conv.raw() && cache[i]->ssm == st.ssm.raw() &&
+        cache[i]->with_slots == (slot_ids != nullptr)) {
+      g = cache[i];
+      cache.erase(cache.begin() + i);
+      break;
+    }
+  const bool fresh = !g;
+  if (fresh) {
+    g = std::make_shared<DecodeGraph>();
+    g->B = B, g->conv = st.conv.raw(), g->ssm = st.ssm.raw(), g->with_slots = slot_ids != nullptr;
+    MK_RETURN_IF_ERROR(Tensor::create(m.dev, DType::I32, {B, 1}, &g->tokens));
+    if (slot_ids) MK_RETURN_IF_ERROR(Tensor::create(m.dev, DType::I32, {B}, &g->slots));
+    MK_RETURN_IF_ERROR(Tensor::create(m.dev, DType::F32, {B, m.d.V}, &g->logits));
+    MK_RETURN_IF_ERROR(g->ws.create(m, B));
+  }
+  // the step's inputs go into the buffers the graph reads
+  MK_RETURN_IF_ERROR(gpu::copy_d2d(dev, g->tokens.raw(), tokens.raw(), tokens.nbytes()));
+  if (slot_ids) MK_RETURN_IF_ERROR(gpu::copy_d2d(dev, g->slots.raw(), slot_ids->raw(), slot_ids->nbytes()));
+  if (fresh) {
+    MK_RETURN_IF_ERROR(gpu::capture_begin(dev));
+    Status s = launch(m, be, g->ws, g->tokens.ptr<int32_t>(), B, 1, st.conv.ptr<float>(), st.ssm.ptr<float>(), S,
+                      slot_ids ? g->slots.ptr<int32_t>() : nullptr, true, true, g->logits.ptr<float>(), false);
+    Status e = gpu::capture_end(dev, &g->exec);
+    MK_RETURN_IF_ERROR(s);
+    MK_RETURN_IF_ERROR(e);
+  }
+  MK_RETURN_IF_ERROR(gpu::graph_launch(dev, g->exec));
+  // the caller owns its logits; the graph's buffer is overwritten by the next replay
+  MK_RETURN_IF_ERROR(Tensor::create(m.dev, DType::F32, {B, m.d.V}, logits));
+  MK_RETURN_IF_ERROR(gpu::copy_d2d(dev, logits->raw(), g->logits.raw(), logits->nbytes()));
+  cache.push_back(g);
+  if (cache.size() > kMaxGraphs) cache.erase(cache.begin());
+  return be.finish("mamba decode step (CUDA graph)");
+}
+
+}  // namespace
+
+Status mamba_forward(const MambaModel& m, const Tensor& tokens, MambaState* state, const Tensor* slot_ids,
+                     bool last_only, bool decode, Tensor* logits) {
+  const int64_t B = tokens.dim(0), T = tokens.dim(1);
+  std::unique_ptr<Backend> be;
+  MK_RETURN_IF_ERROR(make_backend(m.dev, &be));
+  int64_t S = 0;
+  if (state) MK_RETURN_IF_ERROR(mamba_validate_state(m, *state, &S));
+  if (decode && state && m.dev.is_cuda() && graphs_enabled())
+    return decode_with_graph(m, *be, tokens, *state, S, slot_ids, logits);
+  Workspace ws;
+  MK_RETURN_IF_ERROR(ws.create(m, B * T));
+  MK_RETURN_IF_ERROR(Tensor::create(m.dev, DType::F32, last_only ? Shape{B, m.d.V} : Shape{B, T, m.d.V}, logits));
+  MK_RETURN_IF_ERROR(launch(m, *be, ws, tokens.ptr<int32_t>(), B, T, state ? state->conv.ptr<float>() : nullptr,
+                            state ? state->ssm.ptr<float>() : nullptr, S, slot_ids ? slot_ids->ptr<int32_t>() : nullptr,
+                            last_only, decode, logits->ptr<float>(), true));
   return be->finish("mamba forward");
 }
 

@@ -1,6 +1,7 @@
 // Dense Mamba-1 (FORMATS.md §1) as a native plan: one call runs embedding → L blocks → norm → logits
 // with no crossing back to JS between ops.
 #pragma once
+#include <memory>
 #include <vector>
 
 #include "core/tensor.h"
@@ -27,6 +28,12 @@ struct MambaLayer {
   Tensor out_proj_bias; // [D] f32 or empty
 };
 
+// Captured CUDA graphs of the decode step, one per (batch, state) (defined in mamba.cc).
+struct DecodeGraph;
+struct DecodeGraphCache {
+  std::vector<std::shared_ptr<DecodeGraph>> entries;  // most recently used last
+};
+
 struct MambaModel {
   MambaDims d;
   Device dev;
@@ -34,6 +41,7 @@ struct MambaModel {
   Tensor norm_f;     // [D] f32
   Tensor lm_head;    // [V, D] (the embedding when tied)
   std::vector<MambaLayer> layers;
+  std::shared_ptr<DecodeGraphCache> graphs = std::make_shared<DecodeGraphCache>();
 };
 
 // Recurrent state for S sequence slots: conv windows [L, S, K-1, E] and SSM states [L, S, N, E], f32.
@@ -49,7 +57,9 @@ Status mamba_validate_state(const MambaModel& m, const MambaState& s, int64_t* s
 // tokens: i32 [B, T] on the model's device. state: null (zero history, nothing kept) or a state whose
 // slots hold the sequences (slot_ids i32 [B] on the device, or null for slot b = row b).
 // decode: T must be 1; uses the rolling conv update. Output: logits [B, T, V] (all positions) or
-// [B, V] (last position only).
+// [B, V] (last position only). On CUDA a decode step is captured once per (batch, state, slots?)
+// into a CUDA graph and replayed (MAMBAKIT_CUDA_GRAPHS=0 turns that off); token ids are then not
+// range-checked on the device, so callers check them first (lib/ does).
 Status mamba_forward(const MambaModel& m, const Tensor& tokens, MambaState* state, const Tensor* slot_ids,
                      bool last_only, bool decode, Tensor* logits);
 
