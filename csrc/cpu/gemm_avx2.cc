@@ -3,9 +3,9 @@
 //
 // Two paths:
 //  - M <= 8 (decode): GEMV-like. W is streamed from memory exactly once, one or two rows at a
-//    time with software prefetch, and every x row is applied to a W row while it is in L1. x is
-//    pre-packed (zero-padded to 16; for bf16 split into even/odd halves so 16 bf16 weights widen
-//    with one shift and one mask). Threads take ~64 KiB chunks of W rows dynamically.
+//    time, and every x row is applied to a W row while it is in L1. x is pre-packed (zero-padded
+//    to 16; for bf16 split into even/odd halves so 16 bf16 weights widen with one shift and one
+//    mask). Threads take ~64 KiB chunks of W rows dynamically.
 //  - larger M (prefill): packed, cache-blocked GEMM with a 6x16 register micro-kernel. W panels are
 //    widened to f32 while being packed, so the micro-kernel is dtype-agnostic. Threads split N.
 #include <immintrin.h>
@@ -41,9 +41,6 @@ inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 struct Scratch {
   float* p = nullptr;
   size_t cap = 0;
-  Scratch() = default;
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
   ~Scratch() { std::free(p); }
   float* get(int64_t n) {
     const size_t bytes = static_cast<size_t>(round_up(std::max<int64_t>(n, 16) * 4, 64));
@@ -58,15 +55,15 @@ struct Scratch {
 
 // ---- weight loaders: one struct per dtype ----
 
+// load8: 8 consecutive weights as f32. load16: 16 weights as two f32 vectors, in the order the
+// packed x of the GEMV path expects.
 struct LdF32 {
   using T = float;
   static constexpr bool kSplitEvenOdd = false;
   static float scalar(T v) { return v; }
   MK_AVX2_INLINE static __m256 load8(const T* p) { return _mm256_loadu_ps(p); }
-  // 16 consecutive weights as two f32 vectors, in the order the packed x expects.
   MK_AVX2_INLINE static void load16(const T* p, __m256& a, __m256& b) {
-    a = _mm256_loadu_ps(p);
-    b = _mm256_loadu_ps(p + 8);
+    a = load8(p), b = load8(p + 8);
   }
 };
 
@@ -78,8 +75,7 @@ struct LdF16 {
     return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
   MK_AVX2_INLINE static void load16(const T* p, __m256& a, __m256& b) {
-    a = load8(p);
-    b = load8(p + 8);
+    a = load8(p), b = load8(p + 8);
   }
 };
 
@@ -91,8 +87,8 @@ struct LdBF16 {
     __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
   }
-  // A bf16 is the top half of an f32: in each 32-bit lane, the even element needs a shift and
-  // the odd one a mask. Cheaper than widening 8 at a time.
+  // A bf16 is the top half of an f32: in each 32-bit lane the even element needs a shift and the
+  // odd one a mask, cheaper than widening 8 at a time.
   MK_AVX2_INLINE static void load16(const T* p, __m256& a, __m256& b) {
     __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
     a = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
@@ -147,24 +143,19 @@ MK_AVX2_INLINE void gemv_step(const typename L::T* w, int64_t ldw, const float* 
 }
 
 // y[m * ldy + r] (+)= dot(W row r [0, len), x row m) for m < MB, r < R; W rows at w + r * ldw.
-// Few rows at a time keep W close to one sequential stream, which DRAM serves best; larger MB
-// takes R = 2 so each x load feeds two rows. pf_off: prefetch distance in bytes. accum: add to
-// y, else overwrite with bias + dot.
+// pf_off: software prefetch distance in bytes (0: none). accum: add to y, else overwrite with
+// bias + dot.
 template <class L, int MB, int R, int S, int U>
 MK_AVX2 void gemv_tile(const typename L::T* w, int64_t ldw, int64_t len, const float* xp,
                        int64_t Kp, int64_t pf_off, bool accum, const float* bias, float* y,
                        int64_t ldy) {
   using T = typename L::T;
   __m256 acc[U][MB][R][S];
-  for (auto& a : acc)
-    for (auto& b : a)
-      for (auto& c : b)
-        for (auto& d : c) d = _mm256_setzero_ps();
+  for (int i = 0; i < U * MB * R * S; ++i) (&acc[0][0][0][0])[i] = _mm256_setzero_ps();
   const int64_t L16 = len & ~int64_t{15}, LU = L16 - L16 % (16 * U);
   int64_t k = 0;
   for (; k < LU; k += 16 * U) {
-    // The hardware prefetcher alone falls well short of DRAM bandwidth on these streams.
-    for (int r = 0; r < R; ++r) {
+    for (int r = 0; r < R && pf_off; ++r) {
       const char* pf = reinterpret_cast<const char*>(w + r * ldw + k) + pf_off;
       _mm_prefetch(pf, _MM_HINT_T0);
       if (U * 16 * sizeof(T) > 64) _mm_prefetch(pf + 64, _MM_HINT_T0);
@@ -213,9 +204,12 @@ MK_AVX2 void gemv_rows(const typename L::T* w, int64_t K, const float* xp, int64
   constexpr int64_t kRowRun = 32;
   const int R = M <= 2 ? 1 : 2;
   const int64_t kb = M <= 2 ? K : std::max<int64_t>(256, (kGemvXBytes / (4 * M)) & ~int64_t{15});
-  // One K block: W is one stream, prefetch a fixed distance ahead. Several: the next segment
-  // read is R rows further on.
-  const int64_t pf_off = kb >= K ? kGemvPrefetch : R * K * static_cast<int64_t>(sizeof(*w));
+  // Software prefetch (measured): M = 1 streams fastest on the hardware prefetcher alone; with
+  // the heavier M > 1 loops it falls well short without help. One K block: W is one stream,
+  // prefetch a fixed distance ahead; several: the next segment read is R rows further on.
+  const int64_t pf_off = M == 1     ? 0
+                         : kb >= K ? kGemvPrefetch
+                                   : R * K * static_cast<int64_t>(sizeof(*w));
   for (int64_t r0 = n0; r0 < n1; r0 += kRowRun) {
     const int64_t r1 = std::min(n1, r0 + kRowRun);
     for (int64_t k0 = 0; k0 < K; k0 += kb) {
@@ -283,50 +277,47 @@ MK_AVX2_INLINE void transpose8(__m256 (&r)[8]) {
   }
 }
 
+// Transposes kc columns of up to 8 rows (src[i] for i < nrow; missing rows are zeros) into
+// dst[k * ld + i], widening to f32. Columns are stored 8 wide: with ld < 8 the extra lanes spill
+// into the next column's slots, which are written afterwards (dst needs 8 - ld floats of slack).
+template <class L>
+MK_AVX2_INLINE void pack_rows8(const typename L::T* const* src, int nrow, int64_t kc, float* dst,
+                               int64_t ld) {
+  const int64_t kc8 = kc & ~int64_t{7};
+  for (int64_t k = 0; k < kc8; k += 8) {
+    __m256 r[8];
+    for (int i = 0; i < 8; ++i) r[i] = i < nrow ? L::load8(src[i] + k) : _mm256_setzero_ps();
+    transpose8(r);
+    for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (k + i) * ld, r[i]);
+  }
+  for (int64_t k = kc8; k < kc; ++k)
+    for (int i = 0; i < std::min<int64_t>(ld, 8); ++i)
+      dst[k * ld + i] = i < nrow ? L::scalar(src[i][k]) : 0.f;
+}
+
 // W rows [n0, n0 + nn) x cols [k0, k0 + kc) -> f32 panels of [kc][NR]; rows past nn are zero.
 template <class L>
 MK_AVX2 void pack_w(const typename L::T* w, int64_t K, int64_t n0, int64_t nn, int64_t k0,
                     int64_t kc, float* dst) {
-  const int64_t kc8 = kc & ~int64_t{7};
-  for (int64_t p = 0; p < nn; p += NR, dst += NR * kc) {
-    for (int h = 0; h < NR / 8; ++h) {
-      const int64_t rb = p + 8 * h;  // first row of this 8-row half
+  for (int64_t p = 0; p < nn; p += NR, dst += NR * kc)
+    for (int h = 0; h < NR / 8; ++h) {  // two 8-row halves
+      const int64_t rb = p + 8 * h;
       const int nrow = static_cast<int>(std::clamp<int64_t>(nn - rb, 0, 8));
       const typename L::T* src[8];
       for (int i = 0; i < 8; ++i) src[i] = i < nrow ? w + (n0 + rb + i) * K + k0 : nullptr;
-      for (int64_t k = 0; k < kc8; k += 8) {
-        __m256 r[8];
-        for (int i = 0; i < 8; ++i) r[i] = i < nrow ? L::load8(src[i] + k) : _mm256_setzero_ps();
-        transpose8(r);
-        for (int i = 0; i < 8; ++i) _mm256_store_ps(dst + (k + i) * NR + 8 * h, r[i]);
-      }
-      for (int64_t k = kc8; k < kc; ++k)
-        for (int i = 0; i < 8; ++i)
-          dst[k * NR + 8 * h + i] = i < nrow ? L::scalar(src[i][k]) : 0.f;
+      pack_rows8<L>(src, nrow, kc, dst + 8 * h, NR);
     }
-  }
 }
 
 // x rows [m0, m0 + mm) x cols [k0, k0 + kc) -> panels of [kc][MR]; rows past mm are zero.
-// Each transposed column is stored 8 wide: its 2 extra lanes land in the next column's slots,
-// which are written afterwards (dst needs 8 floats of slack past the last panel).
 MK_AVX2 void pack_x(const float* x, int64_t ldx, int64_t m0, int64_t mm, int64_t k0, int64_t kc,
                     float* dst) {
-  static_assert(MR <= 8, "pack_x transposes 8 rows at a time");
-  const int64_t kc8 = kc & ~int64_t{7};
+  static_assert(MR <= 8, "pack_rows8 packs up to 8 rows");
   for (int64_t p = 0; p < mm; p += MR, dst += MR * kc) {
     const int nrow = static_cast<int>(std::min<int64_t>(MR, mm - p));
-    const float* src[MR];
-    for (int i = 0; i < MR; ++i) src[i] = i < nrow ? x + (m0 + p + i) * ldx + k0 : nullptr;
-    for (int64_t k = 0; k < kc8; k += 8) {
-      __m256 r[8];
-      for (int i = 0; i < 8; ++i)
-        r[i] = i < nrow ? _mm256_loadu_ps(src[i] + k) : _mm256_setzero_ps();
-      transpose8(r);
-      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(dst + (k + i) * MR, r[i]);
-    }
-    for (int64_t k = kc8; k < kc; ++k)
-      for (int i = 0; i < MR; ++i) dst[k * MR + i] = i < nrow ? src[i][k] : 0.f;
+    const float* src[8];
+    for (int i = 0; i < 8; ++i) src[i] = i < nrow ? x + (m0 + p + i) * ldx + k0 : nullptr;
+    pack_rows8<LdF32>(src, nrow, kc, dst, MR);
   }
 }
 
@@ -357,27 +348,26 @@ MK_AVX2 void kernel_6x16(int64_t kc, const float* __restrict a, const float* __r
   if (mr == MR && nr == NR) {
     for (int i = 0; i < MR; ++i) {
       float* ci = c + i * ldc;
+      const float* add = accum ? ci : bias;
       __m256 v0 = acc[i][0], v1 = acc[i][1];
-      if (accum) {
-        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(ci));
-        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(ci + 8));
-      } else if (bias) {
-        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(bias));
-        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(bias + 8));
+      if (add) {
+        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(add));
+        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(add + 8));
       }
       _mm256_storeu_ps(ci, v0);
       _mm256_storeu_ps(ci + 8, v1);
     }
     return;
   }
-  alignas(32) float t[MR][NR];
+  alignas(32) float t[MR][NR];  // edge tile: only the valid part of c is touched
   for (int i = 0; i < MR; ++i) {
     _mm256_store_ps(t[i], acc[i][0]);
     _mm256_store_ps(t[i] + 8, acc[i][1]);
   }
   for (int i = 0; i < mr; ++i) {
     float* ci = c + i * ldc;
-    for (int j = 0; j < nr; ++j) ci[j] = t[i][j] + (accum ? ci[j] : bias ? bias[j] : 0.f);
+    const float* add = accum ? ci : bias;
+    for (int j = 0; j < nr; ++j) ci[j] = t[i][j] + (add ? add[j] : 0.f);
   }
 }
 
