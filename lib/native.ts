@@ -69,6 +69,7 @@ interface Addon {
     streamRead(mb: number): Promise<number>;
     fmaPeak(): Promise<number>;
     naiveGemm(x: NativeTensor, w: NativeTensor): Promise<number>;
+    gemmLoop(x: NativeTensor, ws: NativeTensor[], reps: number): Promise<number>;
   };
 }
 

@@ -12,6 +12,7 @@
 #include "binding/io.h"
 #include "binding/tensor_wrap.h"
 #include "core/cpu_features.h"
+#include "cpu/gemm.h"
 #include "cpu/roofline.h"
 #include "core/threadpool.h"
 #include "ops/op.h"
@@ -245,6 +246,40 @@ Napi::Value BenchNaiveGemm(const Napi::CallbackInfo& info) {
   }));
 }
 
+// gemmLoop(x f32 [M, K] cpu, ws: w [N, K][] cpu, reps) -> Promise<seconds per GEMM>: the kernel
+// alone, back to back in one job, as a model plan calls it (no per-op allocation or JS round trip).
+Napi::Value BenchGemmLoop(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Tensor x;
+  std::vector<Tensor> ws;
+  Status st = info.Length() < 3 || !info[1].IsArray() || !info[2].IsNumber() ? make_error(Code::ARG, "gemmLoop(x, ws, reps)")
+                                                                             : TensorWrap::unwrap(env, info[0], "x", &x);
+  const int reps = st.ok() ? info[2].As<Napi::Number>().Int32Value() : 0;
+  if (st.ok()) {
+    Napi::Array a = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; st.ok() && i < a.Length(); ++i) {
+      ws.emplace_back();
+      st = TensorWrap::unwrap(env, a.Get(i), "w", &ws.back());
+    }
+  }
+  if (st.ok() && (ws.empty() || reps < 1 || x.dtype != DType::F32 || x.ndim() != 2 || x.device().is_cuda()))
+    st = make_error(Code::ARG, "gemmLoop: x f32 [M, K] on the cpu, at least one w, reps >= 1");
+  for (const Tensor& w : ws)
+    if (st.ok() && (w.ndim() != 2 || w.dim(1) != x.dim(1) || !is_float(w.dtype) || w.dim(0) != ws[0].dim(0) || w.device().is_cuda()))
+      st = make_error(Code::SHAPE, "gemmLoop: every w must be [N, K] on the cpu, got " + w.desc());
+  if (!st.ok()) return rejected(env, st);
+  return enqueue(env, std::make_unique<NumberJob>([x, ws, reps] {
+    const int64_t M = x.dim(0), N = ws[0].dim(0), K = x.dim(1);
+    std::vector<float> y(static_cast<size_t>(M * N));
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int r = 0; r < reps; ++r) {
+      const Tensor& w = ws[r % ws.size()];
+      cpu::gemm(x.ptr<float>(), K, w.raw(), w.dtype, nullptr, y.data(), N, M, N, K);
+    }
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / reps;
+  }));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* inst = new Instance();
   inst->tensor_ctor = Napi::Persistent(TensorWrap::define(env));
@@ -261,6 +296,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   bench.Set("streamRead", Napi::Function::New(env, BenchStreamRead, "streamRead"));
   bench.Set("fmaPeak", Napi::Function::New(env, BenchFmaPeak, "fmaPeak"));
   bench.Set("naiveGemm", Napi::Function::New(env, BenchNaiveGemm, "naiveGemm"));
+  bench.Set("gemmLoop", Napi::Function::New(env, BenchGemmLoop, "gemmLoop"));
   exports.Set("bench", bench);
   register_io(env, exports);
   register_models(env, exports);
