@@ -1,5 +1,5 @@
 // Every bad input is a coded error, never a crash.
-import { MambakitError, Tensor, ops } from '../lib';
+import { MambakitError, Tensor, memory, ops } from '../lib';
 import { hasGpu } from './helpers/backends';
 import { uniform } from './helpers/random';
 
@@ -49,6 +49,18 @@ describe('coded errors', () => {
     expect(t.disposed).toBe(true);
     await rejectsWith(ops.silu(t), 'E_ARG', /disposed/);
     await rejectsWith(t.data(), 'E_ARG', /disposed/);
+  });
+
+  test('E_OOM: an output that cannot be allocated (400 GB) names the size, and nothing leaks', async () => {
+    const before = memory().cpu;
+    // x [1e5, 1] · w [1e6, 1]ᵀ → y [1e5, 1e6] f32 = 4e11 bytes: small inputs, impossible output
+    const x = Tensor.from(new Float32Array(1e5), [1e5, 1]);
+    const w = Tensor.from(new Float32Array(1e6), [1e6, 1]);
+    await rejectsWith(ops.gemm(x, w), 'E_OOM', /400000000000 bytes/);
+    x.dispose();
+    w.dispose();
+    // ≤: earlier tests' dropped tensors may be finalized meanwhile
+    expect(memory().cpu.tensors).toBeLessThanOrEqual(before.tensors);
   });
 
   test('E_DEVICE: a cuda tensor without a GPU, and a bad device name', async () => {
