@@ -35,6 +35,8 @@ export interface NativeInfo {
   cudaCompiled: boolean;
   gpus: NativeGpu[];
   cpuFeatures: string;
+  /** The CPU kernel path in use: 'avx2' or 'portable' (no AVX2/FMA/F16C, or MAMBAKIT_FORCE_SCALAR=1). */
+  cpuKernels: 'avx2' | 'portable';
   threads: number;
   ops: string[];
 }

@@ -45,6 +45,7 @@ export interface RuntimeInfo {
   cudaCompiled: boolean;
   gpus: GpuInfo[];
   cpuFeatures: string;
+  cpuKernels: 'avx2' | 'portable';
   threads: number;
   ops: string[];
 }

@@ -1,5 +1,8 @@
 #include "core/cpu_features.h"
 
+#include <cstdlib>
+#include <cstring>
+
 namespace mk {
 
 const CpuFeatures& cpu_features() {
@@ -15,6 +18,15 @@ const CpuFeatures& cpu_features() {
     return r;
   }();
   return f;
+}
+
+bool use_avx2_kernels() {
+  static const bool v = [] {
+    const char* e = std::getenv("MAMBAKIT_FORCE_SCALAR");
+    const bool force_scalar = e && std::strcmp(e, "1") == 0;
+    return !force_scalar && cpu_features().has_avx2_fma_f16c();
+  }();
+  return v;
 }
 
 std::string CpuFeatures::str() const {

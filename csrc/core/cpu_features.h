@@ -13,4 +13,8 @@ struct CpuFeatures {
 
 const CpuFeatures& cpu_features();
 
+// Whether the hot loops take their AVX2/FMA/F16C paths: the CPU has them and MAMBAKIT_FORCE_SCALAR
+// is not "1" (read once; the tests use it to exercise the portable paths).
+bool use_avx2_kernels();
+
 }  // namespace mk

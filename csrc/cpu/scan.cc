@@ -14,14 +14,7 @@
 namespace mk::cpu {
 namespace detail {
 
-bool ssm_use_avx2() {
-  static const bool v = [] {
-    const char* e = std::getenv("MAMBAKIT_FORCE_SCALAR");
-    const bool force_scalar = e && std::strcmp(e, "1") == 0;
-    return !force_scalar && cpu_features().has_avx2_fma_f16c();
-  }();
-  return v;
-}
+bool ssm_use_avx2() { return use_avx2_kernels(); }
 
 namespace {
 

@@ -1,4 +1,4 @@
-import { Tensor, ops } from '../../lib';
+import { Tensor, info, ops } from '../../lib';
 import { DEVICES } from '../helpers/backends';
 import { expectClose } from '../helpers/compare';
 import { uniform } from '../helpers/random';
@@ -10,6 +10,11 @@ const SHAPES: [number, number, number][] = [
   [9, 17, 31], [17, 45, 130], [64, 96, 200], [97, 131, 67], [130, 257, 515], [513, 33, 2049],
 ];
 const WDTYPES = ['f32', 'f16', 'bf16'] as const;
+
+test('the CPU kernel path is the one asked for', () => {
+  // the portable-path run (test/scalar-path.test.ts) sets MAMBAKIT_FORCE_SCALAR=1 for this file
+  expect(info().cpuKernels).toBe(process.env.MAMBAKIT_FORCE_SCALAR === '1' || !/avx2/.test(info().cpuFeatures) ? 'portable' : 'avx2');
+});
 
 describe.each(DEVICES)('gemm on %s', (device) => {
   test.each(WDTYPES)('x·Wᵀ with %s weights against float64, awkward shapes', async (wdt) => {
