@@ -12,3 +12,5 @@ export type { LoadModelOptions, Model } from './models/load';
 export { MambaLM, MambaState } from './models/mamba';
 export type { WeightDType } from './models/mamba';
 export type { TokenBatch } from './models/tokens';
+export { loadTokenizer, Tokenizer, StreamDecoder } from './tokenizer';
+export type { GenerateOptions, GenerateChunk, GenerateResult, FinishReason } from './generate/generate';

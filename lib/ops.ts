@@ -106,3 +106,58 @@ export async function selectiveScan(
   const [y, state] = await run('selective_scan', [u, dt, A, B, C, opts.D, opts.z, opts.dtBias, opts.state]);
   return { y, state };
 }
+
+// (kept with the sample op so concurrent edits to the imports above do not conflict)
+import { MambakitError } from './errors';
+
+/** Filters for {@link sample}; each defaults to "off". */
+export interface SampleOptions {
+  /** 0 = greedy (argmax); default 1. */
+  temperature?: number;
+  /** Keep the k most likely tokens (0 = off). */
+  topK?: number;
+  /** Keep the smallest set of most likely tokens with cumulative probability ≥ topP (1 = off). */
+  topP?: number;
+  /** Drop tokens with probability < minP · p_max (0 = off). */
+  minP?: number;
+  /** CTRL penalty for tokens in `prev`: positive logits divided, negative multiplied (1 = off). */
+  repetitionPenalty?: number;
+}
+
+/**
+ * Draws one token per row of logits f32 [B, V]. Order: repetition penalty → temperature → top-k →
+ * top-p → min-p → renormalize → inverse-CDF draw (ties in the sort go to the lower id). `prev` i32
+ * [B, P] lists earlier token ids per row (-1 = padding). The draw for row b is keyed by (seed, step, b),
+ * so the same seed and step give the same ids. Returns ids i32 [B] and logprobs f32 [B] (log of the
+ * chosen token's probability after filtering; for greedy, the log-softmax at temperature 1).
+ */
+export async function sample(
+  logits: Tensor, opts: SampleOptions & { prev?: Tensor; seed?: number; step?: number } = {},
+): Promise<{ ids: Tensor; logprobs: Tensor }> {
+  const bad = (name: string, v: number, rule: string): never => {
+    throw new MambakitError('E_ARG', `sample: ${name} must be ${rule}, got ${v}`);
+  };
+  const num = (name: string, v: unknown, dflt: number): number => {
+    if (v === undefined) return dflt;
+    if (typeof v !== 'number') throw new MambakitError('E_ARG', `sample: ${name} must be a number, got ${typeof v}`);
+    return v;
+  };
+  const temperature = num('temperature', opts.temperature, 1);
+  const topK = num('topK', opts.topK, 0);
+  const topP = num('topP', opts.topP, 1);
+  const minP = num('minP', opts.minP, 0);
+  const repetitionPenalty = num('repetitionPenalty', opts.repetitionPenalty, 1);
+  const seed = num('seed', opts.seed, 0);
+  const step = num('step', opts.step, 0);
+  if (!(Number.isFinite(temperature) && temperature >= 0)) bad('temperature', temperature, 'finite and >= 0');
+  if (!(Number.isInteger(topK) && topK >= 0 && topK <= 2147483647)) bad('topK', topK, 'an integer >= 0');
+  if (!(topP > 0 && topP <= 1)) bad('topP', topP, 'in (0, 1]');
+  if (!(minP >= 0 && minP <= 1)) bad('minP', minP, 'in [0, 1]');
+  if (!(Number.isFinite(repetitionPenalty) && repetitionPenalty > 0)) bad('repetitionPenalty', repetitionPenalty, 'finite and > 0');
+  if (!(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)) bad('seed', seed, 'an integer in [0, 2^32)');
+  if (!(Number.isInteger(step) && step >= 0 && step <= 0xffffffff)) bad('step', step, 'an integer in [0, 2^32)');
+  const [ids, logprobs] = await run('sample', [logits, opts.prev], {
+    temperature, top_k: topK, top_p: topP, min_p: minP, repetition_penalty: repetitionPenalty, seed, step,
+  });
+  return { ids, logprobs };
+}

@@ -6,6 +6,7 @@ import { MambakitError } from '../errors';
 import { parseMambaConfig, validateMambaCheckpoint } from '../io/mamba-config';
 import { ProgressFn, isRecord, openCheckpoint } from '../io/safetensors';
 import { Device } from '../tensor';
+import { loadTokenizer } from '../tokenizer';
 import { MambaLM, WeightDType } from './mamba';
 
 export interface LoadModelOptions {
@@ -35,7 +36,12 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
       const cfg = parseMambaConfig(json, cfgFile);
       const ckpt = await openCheckpoint(dir, { onProgress: opts.onProgress });
       const V = validateMambaCheckpoint(cfg, ckpt);
-      return MambaLM.load(cfg, ckpt, V, device, dtype);
+      const tokenizer = await loadTokenizer(dir);
+      if (tokenizer && tokenizer.vocabSize > V)
+        throw new MambakitError('E_FORMAT', `${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens, the model's embedding only ${V}`);
+      const model = await MambaLM.load(cfg, ckpt, V, device, dtype);
+      model.tokenizer = tokenizer;
+      return model;
     }
     default:
       throw new MambakitError('E_FORMAT', `${cfgFile}: unknown model_type ${JSON.stringify(type)} (supported: "mamba")`);

@@ -6,6 +6,8 @@ import { MambaConfig } from '../io/mamba-config';
 import { Checkpoint } from '../io/safetensors';
 import { MambaLayerHandles, NativeModel, addon, call } from '../native';
 import { Device, Tensor } from '../tensor';
+import { GenerateChunk, GenerateOptions, GenerateResult, completeText, generateText } from '../generate/generate';
+import type { Tokenizer } from '../tokenizer';
 import { TokenBatch, tokenTensor } from './tokens';
 
 export type WeightDType = 'f32' | 'f16' | 'bf16';
@@ -25,6 +27,8 @@ export class MambaState {
 export class MambaLM {
   readonly #native: NativeModel;
   readonly #weights: Tensor[];
+  /** The checkpoint's tokenizer.json, when it has one (set by loadModel). */
+  tokenizer: Tokenizer | null = null;
 
   private constructor(
     readonly config: MambaConfig,
@@ -145,6 +149,19 @@ export class MambaLM {
       t.dispose();
       slots?.dispose();
     }
+  }
+
+  /**
+   * Streams generated text for a prompt (text needs the tokenizer; token ids always work). Ends on
+   * EOS, a stop string (not emitted), maxTokens or the AbortSignal; the return value summarizes.
+   */
+  generate(prompt: string | readonly number[], opts: GenerateOptions = {}): AsyncGenerator<GenerateChunk, GenerateResult> {
+    return generateText(this, this.tokenizer, prompt, opts);
+  }
+
+  /** generate() run to the end: { text, tokens, finishReason, usage }. */
+  complete(prompt: string | readonly number[], opts: GenerateOptions = {}): Promise<GenerateResult> {
+    return completeText(this, this.tokenizer, prompt, opts);
   }
 
   /** Frees the weights. */
