@@ -1,7 +1,11 @@
-import { execFileSync } from 'child_process';
+import { execFileSync, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 
-import { info } from '../lib';
+import { info, loadModel } from '../lib';
+import { randomMambaWeights, writeMambaCheckpoint } from './helpers/mamba-ckpt';
+import { EOS, MERGES, byteLevelTokenizerJson } from './helpers/tokenizer-fixture';
 
 const ROOT = path.join(__dirname, '..');
 
@@ -26,4 +30,32 @@ test('unknown command exits 2 with usage', () => {
     status = (e as { status: number }).status;
   }
   expect(status).toBe(2);
+});
+
+describe('mambakit generate', () => {
+  let dir: string;
+  beforeAll(async () => {
+    const s = { D: 32, L: 2, V: 256 + MERGES.length + 1, N: 8, expand: 2, K: 4 };
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mambakit-cli-'));
+    await writeMambaCheckpoint(dir, s, randomMambaWeights(s));
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(byteLevelTokenizerJson()));
+    fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ eos_token: EOS }));
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test('streams the same text as model.complete() with the same options', async () => {
+    const expected = await (await loadModel(dir)).complete('hello world', { temperature: 0, maxTokens: 12 });
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/lib/cli/main.js'), 'generate',
+      '--model', dir, '--temperature', '0', '--max-tokens', '12', 'hello world'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(expected.text + '\n');
+    expect(r.stderr).toMatch(new RegExp(`\\[(length|stop): \\d+ prompt \\+ ${expected.tokens.length} generated tokens\\]`));
+  });
+
+  test('bad flags exit 1 with a coded message', () => {
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/lib/cli/main.js'), 'generate',
+      '--model', dir, '--temperature', 'hot', 'x'], { encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/E_ARG: --temperature must be a number/);
+  });
 });
