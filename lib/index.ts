@@ -13,4 +13,5 @@ export { MambaLM, MambaState } from './models/mamba';
 export type { WeightDType } from './models/mamba';
 export type { TokenBatch } from './models/tokens';
 export { loadTokenizer, Tokenizer, StreamDecoder } from './tokenizer';
-export type { GenerateOptions, GenerateChunk, GenerateResult, FinishReason } from './generate/generate';
+export type { GenerateOptions, GenerateChunk, GenerateResult, FinishReason } from './generate/request';
+export type { SchedulerOptions } from './generate/scheduler';

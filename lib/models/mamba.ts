@@ -6,7 +6,8 @@ import { MambaConfig } from '../io/mamba-config';
 import { Checkpoint } from '../io/safetensors';
 import { MambaLayerHandles, NativeModel, addon, call } from '../native';
 import { Device, Tensor } from '../tensor';
-import { GenerateChunk, GenerateOptions, GenerateResult, completeText, generateText } from '../generate/generate';
+import type { GenerateChunk, GenerateOptions, GenerateResult } from '../generate/request';
+import { BatchScheduler, SchedulerOptions } from '../generate/scheduler';
 import type { Tokenizer } from '../tokenizer';
 import { TokenBatch, tokenTensor } from './tokens';
 
@@ -29,6 +30,7 @@ export class MambaLM {
   readonly #weights: Tensor[];
   /** The checkpoint's tokenizer.json, when it has one (set by loadModel). */
   tokenizer: Tokenizer | null = null;
+  #scheduler: BatchScheduler | null = null;
 
   private constructor(
     readonly config: MambaConfig,
@@ -113,14 +115,31 @@ export class MambaLM {
     return new MambaState(conv, ssm, batch);
   }
 
-  /** Runs the prompt through, advancing `state`; returns the last position's logits [B, V]. */
-  async prefill(tokens: TokenBatch, state: MambaState): Promise<Tensor> {
+  /**
+   * Runs the prompts through, advancing `state`; returns the last position's logits [B, V]. With
+   * `slots`, row b uses the state of sequence slots[b] (see step()).
+   */
+  async prefill(tokens: TokenBatch, state: MambaState, opts: { slots?: readonly number[] | Int32Array } = {}): Promise<Tensor> {
     const t = tokenTensor(tokens, this.vocabSize, this.device, 'prefill');
+    const slots = opts.slots === undefined ? null : this.#slotTensor(opts.slots, t.shape[0], state, 'prefill');
     try {
-      return Tensor.fromHandle(await call(() => this.#native.forward(t.handle, state.conv.handle, state.ssm.handle, null, true, false)));
+      return Tensor.fromHandle(await call(() => this.#native.forward(t.handle, state.conv.handle, state.ssm.handle, slots?.handle ?? null, true, false)));
     } finally {
       t.dispose();
+      slots?.dispose();
     }
+  }
+
+  // Distinct slots in [0, state.batch), one per row: else E_SHAPE / E_ARG.
+  #slotTensor(sl: readonly number[] | Int32Array, rows: number, state: MambaState, what: string): Tensor {
+    const ids = Int32Array.from(sl);
+    if (ids.length !== rows) throw new MambakitError('E_SHAPE', `${what}: ${ids.length} slots for ${rows} sequences`);
+    const seen = new Set<number>();
+    for (const v of ids) {
+      if (!(v >= 0 && v < state.batch) || seen.has(v)) throw new MambakitError('E_ARG', `${what}: slot ${v} is out of [0, ${state.batch}) or repeated`);
+      seen.add(v);
+    }
+    return Tensor.from(ids, [ids.length], { device: this.device });
   }
 
   /**
@@ -130,17 +149,7 @@ export class MambaLM {
    */
   async step(tokenIds: readonly number[] | Int32Array, state: MambaState, opts: { slots?: readonly number[] | Int32Array } = {}): Promise<Tensor> {
     const ids = Int32Array.from(tokenIds);
-    let slots: Tensor | null = null;
-    if (opts.slots !== undefined) {
-      const sl = Int32Array.from(opts.slots);
-      const seen = new Set<number>();
-      if (sl.length !== ids.length) throw new MambakitError('E_SHAPE', `step: ${sl.length} slots for ${ids.length} tokens`);
-      for (const v of sl) {
-        if (!(v >= 0 && v < state.batch) || seen.has(v)) throw new MambakitError('E_ARG', `step: slot ${v} is out of [0, ${state.batch}) or repeated`);
-        seen.add(v);
-      }
-      slots = Tensor.from(sl, [sl.length], { device: this.device });
-    }
+    const slots = opts.slots === undefined ? null : this.#slotTensor(opts.slots, ids.length, state, 'step');
     const t = tokenTensor({ data: ids, shape: [ids.length, 1] }, this.vocabSize, this.device, 'step');
     try {
       const s = slots;
@@ -154,18 +163,38 @@ export class MambaLM {
   /**
    * Streams generated text for a prompt (text needs the tokenizer; token ids always work). Ends on
    * EOS, a stop string (not emitted), maxTokens or the AbortSignal; the return value summarizes.
+   * Concurrent calls share batched decode steps (continuous batching, see configureBatching).
    */
   generate(prompt: string | readonly number[], opts: GenerateOptions = {}): AsyncGenerator<GenerateChunk, GenerateResult> {
-    return generateText(this, this.tokenizer, prompt, opts);
+    this.#scheduler ??= new BatchScheduler(this);
+    return this.#scheduler.generate(this.tokenizer, prompt, opts);
   }
 
   /** generate() run to the end: { text, tokens, finishReason, usage }. */
-  complete(prompt: string | readonly number[], opts: GenerateOptions = {}): Promise<GenerateResult> {
-    return completeText(this, this.tokenizer, prompt, opts);
+  async complete(prompt: string | readonly number[], opts: GenerateOptions = {}): Promise<GenerateResult> {
+    const it = this.generate(prompt, opts);
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return r.value;
+    }
+  }
+
+  /** Sets the batch size limit (= state slots) and the waiting-queue bound; before or between uses. */
+  configureBatching(opts: SchedulerOptions): void {
+    if (this.#scheduler && (this.#scheduler.load.running > 0 || this.#scheduler.load.waiting > 0))
+      throw new MambakitError('E_ARG', 'configureBatching: requests are running');
+    this.#scheduler?.dispose();
+    this.#scheduler = new BatchScheduler(this, opts);
+  }
+
+  /** Running and waiting requests of the batch scheduler. */
+  get load(): { running: number; waiting: number; freeSlots: number } {
+    return this.#scheduler?.load ?? { running: 0, waiting: 0, freeSlots: 0 };
   }
 
   /** Frees the weights. */
   dispose(): void {
+    this.#scheduler?.dispose();
     this.#weights.forEach((t) => t.dispose());
   }
 }

@@ -1,0 +1,65 @@
+// Small data-movement ops for the batch scheduler:
+//   rows(x [R, ...], attrs start, count) -> x[start : start + count]   (a copy)
+//   zero_slot(state [L, S, ...], attr slot) -> nothing; zeroes state[:, slot] in place (a freed
+//     decode slot starts the next sequence from the zero state)
+#include <cstring>
+#include <vector>
+
+#include "ops/check.h"
+
+namespace mk {
+namespace {
+
+Status check_rows(const Inputs& in, const Attrs& a, std::vector<OutSpec>* out) {
+  const Tensor& x = *in[0];
+  MK_RETURN_IF_ERROR(check_ndim("rows", "x", x, 1, 8));
+  const double start = a.get("start", -1), count = a.get("count", -1);
+  if (!(start >= 0 && count >= 0 && start + count <= x.dim(0) && start == static_cast<int64_t>(start) &&
+        count == static_cast<int64_t>(count)))
+    return shape_error("rows", "rows [" + std::to_string(start) + ", +" + std::to_string(count) + ") out of x " + x.desc());
+  Shape s = x.shape;
+  s[0] = static_cast<int64_t>(count);
+  out->push_back({x.dtype, s});
+  return Status::Ok();
+}
+
+Status rows_impl(const OpCall& c) {
+  const Tensor& x = *c.in[0];
+  const size_t row = x.nbytes() / static_cast<size_t>(x.dim(0));
+  const char* src = static_cast<const char*>(x.raw()) + static_cast<size_t>(c.attrs.get("start", 0)) * row;
+  if (c.out[0].nbytes() == 0) return Status::Ok();
+  if (!x.device().is_cuda()) {
+    std::memcpy(c.out[0].raw(), src, c.out[0].nbytes());
+    return Status::Ok();
+  }
+  return gpu::copy_d2d(x.device().index, c.out[0].raw(), src, c.out[0].nbytes());
+}
+
+Status check_zero(const Inputs& in, const Attrs& a, std::vector<OutSpec>*) {
+  const Tensor& t = *in[0];
+  MK_RETURN_IF_ERROR(check_ndim("zero_slot", "state", t, 2, 8));
+  const double s = a.get("slot", -1);
+  if (!(s >= 0 && s < t.dim(1) && s == static_cast<int64_t>(s)))
+    return shape_error("zero_slot", "slot " + std::to_string(s) + " outside [0, " + std::to_string(t.dim(1)) + ") of state " + t.desc());
+  return Status::Ok();
+}
+
+Status zero_impl(const OpCall& c) {
+  const Tensor& t = *c.in[0];
+  const int64_t L = t.dim(0), S = t.dim(1), slot = static_cast<int64_t>(c.attrs.get("slot", 0));
+  const size_t slot_bytes = t.nbytes() / static_cast<size_t>(L * S);
+  if (slot_bytes == 0) return Status::Ok();
+  std::vector<char> zeros(t.device().is_cuda() ? slot_bytes : 0, 0);
+  for (int64_t l = 0; l < L; ++l) {
+    char* p = static_cast<char*>(t.raw()) + (l * S + slot) * slot_bytes;
+    if (!t.device().is_cuda()) std::memset(p, 0, slot_bytes);
+    else MK_RETURN_IF_ERROR(gpu::copy_h2d(t.device().index, p, zeros.data(), slot_bytes));
+  }
+  return Status::Ok();
+}
+
+OpRegistrar r_rows({"rows", 1, 0, check_rows, rows_impl, MK_CUDA_IMPL(rows_impl)});
+OpRegistrar r_zero({"zero_slot", 1, 0, check_zero, zero_impl, MK_CUDA_IMPL(zero_impl)});
+
+}  // namespace
+}  // namespace mk

@@ -1,0 +1,161 @@
+// Continuous batching: concurrent requests share batched decode steps over a pool of state slots.
+// Between steps, waiting requests are admitted (prefilled one by one into a free slot); every step
+// then decodes one token for all running requests at once; a request's slot is freed the moment
+// it ends, errors or is aborted. Each request samples from its own logits row with its own seed
+// and step counter, so what it generates does not depend on what else is running.
+import { MambakitError } from '../errors';
+import type { MambaLM, MambaState } from '../models/mamba';
+import { rows, sample, zeroSlot } from '../ops';
+import { Tensor } from '../tensor';
+import type { Tokenizer } from '../tokenizer';
+import { GenerateChunk, GenerateOptions, GenerateResult, Request } from './request';
+
+export interface SchedulerOptions {
+  /** Most sequences decoded in one step (default 32). */
+  maxBatch?: number;
+  /** Requests waiting beyond this are refused with E_ARG "queue is full" (default 1024). */
+  maxQueue?: number;
+}
+
+// A request plus the hand-off to its consumer (chunks queued until pulled).
+class Job {
+  slot = -1;
+  last = -1;
+  cancelled = false;
+  readonly chunks: GenerateChunk[] = [];
+  error: unknown = null;
+  ended = false;
+  #wake: (() => void) | null = null;
+  constructor(readonly req: Request) {}
+  push(c: GenerateChunk): void { this.chunks.push(c); this.#notify(); }
+  end(error: unknown = null): void { this.ended = true; this.error = error; this.#notify(); }
+  wait(): Promise<void> { return new Promise((r) => { this.#wake = r; }); }
+  #notify(): void { const w = this.#wake; this.#wake = null; w?.(); }
+  get stop(): boolean { return this.cancelled || this.req.aborted; }
+}
+
+export class BatchScheduler {
+  readonly maxBatch: number;
+  readonly maxQueue: number;
+  #pool: MambaState | null = null;
+  #free: number[] = [];
+  #pending: Job[] = [];
+  #active: Job[] = [];
+  #running = false;
+
+  constructor(private readonly model: MambaLM, opts: SchedulerOptions = {}) {
+    this.maxBatch = opts.maxBatch ?? 32;
+    this.maxQueue = opts.maxQueue ?? 1024;
+    if (!(Number.isInteger(this.maxBatch) && this.maxBatch >= 1)) throw new MambakitError('E_ARG', `maxBatch must be a positive integer, got ${this.maxBatch}`);
+  }
+
+  /** Requests running and waiting. */
+  get load(): { running: number; waiting: number; freeSlots: number } {
+    return { running: this.#active.length, waiting: this.#pending.length, freeSlots: this.#pool ? this.#free.length : this.maxBatch };
+  }
+
+  async *generate(tokenizer: Tokenizer | null, prompt: string | readonly number[], opts: GenerateOptions): AsyncGenerator<GenerateChunk, GenerateResult> {
+    const job = new Job(new Request(tokenizer, prompt, opts)); // validates options and prompt first
+    for (const id of job.req.promptIds)
+      if (!(Number.isInteger(id) && id >= 0 && id < this.model.vocabSize))
+        throw new MambakitError('E_ARG', `generate: token id ${id} is outside [0, ${this.model.vocabSize})`);
+    if (this.#pending.length >= this.maxQueue) throw new MambakitError('E_ARG', `generate: queue is full (${this.maxQueue} waiting)`);
+    this.#pending.push(job);
+    this.#kick();
+    try {
+      for (;;) {
+        while (job.chunks.length > 0) yield job.chunks.shift() as GenerateChunk;
+        if (job.ended) break;
+        await job.wait();
+      }
+      if (job.error) throw job.error;
+      return job.req.result();
+    } finally {
+      job.cancelled = true; // a consumer that stops pulling frees its slot at the next step
+    }
+  }
+
+  #kick(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#loop().catch((e: unknown) => {
+      // a failure inside a step: every request in flight ends with it, the pool is rebuilt later
+      for (const j of [...this.#active, ...this.#pending]) j.end(e);
+      this.#active = [];
+      this.#pending = [];
+      this.#pool?.dispose();
+      this.#pool = null;
+    }).finally(() => {
+      this.#running = false;
+      if (this.#pending.length > 0) this.#kick();
+    });
+  }
+
+  async #loop(): Promise<void> {
+    while (this.#pending.length > 0 || this.#active.length > 0) {
+      if (!this.#pool) {
+        this.#pool = this.model.newState(this.maxBatch);
+        this.#free = Array.from({ length: this.maxBatch }, (_, i) => this.maxBatch - 1 - i);
+      }
+      const pool = this.#pool;
+      // admit waiting requests into free slots: each prefilled alone, from a zeroed slot
+      while (this.#pending.length > 0 && this.#free.length > 0) {
+        const job = this.#pending.shift() as Job;
+        if (job.stop) { job.end(); continue; }
+        job.slot = this.#free.pop() as number;
+        await zeroSlot(pool.conv, job.slot);
+        await zeroSlot(pool.ssm, job.slot);
+        const logits = await this.model.prefill([job.req.promptIds], pool, { slots: [job.slot] });
+        this.#active.push(job);
+        await this.#advance(job, logits);
+        logits.dispose();
+      }
+      this.#active = this.#active.filter((j) => this.#keep(j));
+      if (this.#active.length === 0) continue;
+      // one decode step for everyone running
+      const batch = this.#active;
+      const logits = await this.model.step(batch.map((j) => j.last), pool, { slots: batch.map((j) => j.slot) });
+      for (let b = 0; b < batch.length; ++b) {
+        const row = batch.length === 1 ? logits : await rows(logits, b, 1);
+        await this.#advance(batch[b], row);
+        if (row !== logits) row.dispose();
+      }
+      logits.dispose();
+      this.#active = this.#active.filter((j) => this.#keep(j));
+    }
+  }
+
+  // Samples the request's next token from its logits row [1, V] and hands the chunk over.
+  async #advance(job: Job, logits: Tensor): Promise<void> {
+    if (job.stop) return;
+    const r = job.req;
+    const prev = r.usesPenalty ? Tensor.from(Int32Array.from(r.history), [1, r.history.length], { device: this.model.device }) : undefined;
+    const { ids, logprobs } = await sample(logits, { ...r.opts, prev, seed: r.seed, step: r.step });
+    prev?.dispose();
+    const id = (await ids.data())[0];
+    const logprob = (await logprobs.data())[0];
+    ids.dispose();
+    logprobs.dispose();
+    const chunk = r.accept(id, logprob);
+    if (chunk) job.push(chunk);
+    job.last = id;
+  }
+
+  // Frees the slot of a request that has ended (finished, aborted or abandoned by its consumer).
+  #keep(job: Job): boolean {
+    if (!job.stop && job.req.finishReason === null) return true;
+    if (job.slot >= 0) this.#free.push(job.slot);
+    job.slot = -1;
+    job.end();
+    return false;
+  }
+
+  /** Frees the state pool (requests in flight end with E_ARG). */
+  dispose(): void {
+    for (const j of [...this.#active, ...this.#pending]) j.end(new MambakitError('E_ARG', 'generate: the model was disposed'));
+    this.#active = [];
+    this.#pending = [];
+    this.#pool?.dispose();
+    this.#pool = null;
+  }
+}
