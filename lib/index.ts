@@ -15,3 +15,5 @@ export type { TokenBatch } from './models/tokens';
 export { loadTokenizer, Tokenizer, StreamDecoder } from './tokenizer';
 export type { GenerateOptions, GenerateChunk, GenerateResult, FinishReason } from './generate/request';
 export type { SchedulerOptions } from './generate/scheduler';
+export { createServer } from './server/server';
+export type { ServeOptions } from './server/server';

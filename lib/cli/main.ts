@@ -2,9 +2,10 @@
 // The `mambakit` command.
 import { info } from '../runtime';
 import { GENERATE_USAGE, cmdGenerate } from './generate';
+import { SERVE_USAGE, cmdServe } from './serve';
 
 function usage(): never {
-  process.stderr.write(`usage: mambakit info [--json]\n${GENERATE_USAGE}\n`);
+  process.stderr.write(`usage: mambakit info [--json]\n${GENERATE_USAGE}\n${SERVE_USAGE}\n`);
   process.exit(2);
 }
 
@@ -32,10 +33,10 @@ function cmdInfo(json: boolean): void {
 
 const [cmd, ...rest] = process.argv.slice(2);
 if (cmd === 'info') cmdInfo(rest.includes('--json'));
-else if (cmd === 'generate')
-  cmdGenerate(rest).catch((e: unknown) => {
+else if (cmd === 'generate' || cmd === 'serve')
+  (cmd === 'generate' ? cmdGenerate : cmdServe)(rest).catch((e: unknown) => {
     const err = e as { code?: string; message?: string };
-    process.stderr.write(`mambakit generate: ${err.code ? err.code + ': ' : ''}${err.message ?? String(e)}\n`);
+    process.stderr.write(`mambakit ${cmd}: ${err.code ? err.code + ': ' : ''}${err.message ?? String(e)}\n`);
     process.exit(1);
   });
 else usage();

@@ -1,0 +1,70 @@
+// POST /v1/completions in the OpenAI shape: validation, the OpenAI ↔ mambakit option mapping, and the
+// response bodies (one JSON, or server-sent events when `stream: true`).
+import { randomUUID } from 'crypto';
+
+import type { GenerateOptions, GenerateResult } from '../generate/request';
+
+export interface CompletionRequest {
+  prompt: string | number[];
+  model?: string;
+  max_tokens?: number;
+  temperature?: number;
+  top_p?: number;
+  top_k?: number;
+  min_p?: number;
+  repetition_penalty?: number;
+  seed?: number;
+  stop?: string | string[];
+  stream?: boolean;
+}
+
+/** JSON schema of the body (fastify validates it before the handler runs: malformed → 400). */
+export function completionSchema(maxTokens: number): Record<string, unknown> {
+  return {
+    type: 'object',
+    required: ['prompt'],
+    additionalProperties: false,
+    properties: {
+      prompt: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', minItems: 1, items: { type: 'integer', minimum: 0 } }] },
+      model: { type: 'string' },
+      max_tokens: { type: 'integer', minimum: 1, maximum: maxTokens },
+      temperature: { type: 'number', minimum: 0, maximum: 100 },
+      top_p: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+      top_k: { type: 'integer', minimum: 0 },
+      min_p: { type: 'number', minimum: 0, maximum: 1 },
+      repetition_penalty: { type: 'number', exclusiveMinimum: 0, maximum: 100 },
+      seed: { type: 'integer', minimum: 0, maximum: 4294967295 },
+      stop: { anyOf: [{ type: 'string' }, { type: 'array', maxItems: 16, items: { type: 'string' } }] },
+      stream: { type: 'boolean' },
+    },
+  };
+}
+
+export function toGenerateOptions(b: CompletionRequest, signal: AbortSignal): GenerateOptions {
+  return {
+    maxTokens: b.max_tokens ?? 16, // OpenAI's default
+    temperature: b.temperature ?? 1,
+    topP: b.top_p, topK: b.top_k, minP: b.min_p, repetitionPenalty: b.repetition_penalty, seed: b.seed,
+    stop: b.stop === undefined ? undefined : Array.isArray(b.stop) ? b.stop : [b.stop],
+    signal,
+  };
+}
+
+export interface Envelope { id: string; created: number; model: string }
+
+export function envelope(model: string): Envelope {
+  return { id: `cmpl-${randomUUID()}`, created: Math.floor(Date.now() / 1000), model };
+}
+
+export function completionBody(env: Envelope, r: GenerateResult): Record<string, unknown> {
+  return {
+    ...env, object: 'text_completion',
+    choices: [{ index: 0, text: r.text, finish_reason: r.finishReason, logprobs: null }],
+    usage: { prompt_tokens: r.usage.promptTokens, completion_tokens: r.usage.completionTokens, total_tokens: r.usage.promptTokens + r.usage.completionTokens },
+  };
+}
+
+export function streamEvent(env: Envelope, text: string, finishReason: string | null): string {
+  const body = { ...env, object: 'text_completion', choices: [{ index: 0, text, finish_reason: finishReason, logprobs: null }] };
+  return `data: ${JSON.stringify(body)}\n\n`;
+}

@@ -1,0 +1,76 @@
+// The HTTP server: POST /v1/completions (OpenAI shape, SSE streaming) and GET /health over one model
+// with continuous batching. A bounded queue answers 429 beyond its limit; a client that disconnects
+// aborts its request (its state slot is freed at the next decode step).
+import Fastify, { FastifyInstance } from 'fastify';
+
+import { MambakitError } from '../errors';
+import type { MambaLM } from '../models/mamba';
+import { CompletionRequest, completionBody, completionSchema, envelope, streamEvent, toGenerateOptions } from './completions';
+
+export interface ServeOptions {
+  /** Name reported in responses (default: the model directory's name). */
+  modelName?: string;
+  /** Sequences decoded together (default 32). */
+  maxBatch?: number;
+  /** Requests allowed to wait for a slot; beyond it: 429 (default 64). */
+  maxQueue?: number;
+  /** Longest prompt accepted, in tokens (default 4096). */
+  maxPromptTokens?: number;
+  /** Largest max_tokens accepted (default 2048). */
+  maxTokens?: number;
+}
+
+export function createServer(model: MambaLM, opts: ServeOptions = {}): FastifyInstance {
+  const name = opts.modelName ?? 'mamba';
+  const maxQueue = opts.maxQueue ?? 64;
+  const maxPrompt = opts.maxPromptTokens ?? 4096;
+  model.configureBatching({ maxBatch: opts.maxBatch ?? 32, maxQueue });
+  // unknown fields and wrong types are errors (fastify's defaults strip and coerce them)
+  const app = Fastify({ logger: false, bodyLimit: 1 << 20, ajv: { customOptions: { removeAdditional: false, coerceTypes: false } } });
+
+  app.get('/health', async () => ({ status: 'ok', model: name, device: model.device, dtype: model.dtype, ...model.load }));
+
+  app.post<{ Body: CompletionRequest }>('/v1/completions', { schema: { body: completionSchema(opts.maxTokens ?? 2048) } }, async (req, reply) => {
+    const b = req.body;
+    const ids = typeof b.prompt === 'string' ? model.tokenizer?.encode(b.prompt) : b.prompt;
+    if (!ids) return reply.code(400).send({ error: { message: 'this model has no tokenizer: send the prompt as token ids', type: 'invalid_request_error' } });
+    if (ids.length > maxPrompt) return reply.code(400).send({ error: { message: `prompt is ${ids.length} tokens, the limit is ${maxPrompt}`, type: 'invalid_request_error' } });
+    if (model.load.waiting >= maxQueue) return reply.code(429).send({ error: { message: `server busy: ${model.load.waiting} requests waiting`, type: 'rate_limit_error' } });
+    const ac = new AbortController();
+    // the client going away (before the answer is complete) aborts generation
+    reply.raw.on('close', () => { if (!reply.raw.writableFinished) ac.abort(); });
+    const env = envelope(name);
+    const it = model.generate(ids, toGenerateOptions(b, ac.signal));
+    let r = await it.next(); // bad input (a token id out of range, a full queue) throws here: a 4xx
+    if (!b.stream) {
+      while (!r.done) r = await it.next();
+      return completionBody(env, r.value);
+    }
+    reply.hijack();
+    reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    try {
+      while (!r.done) {
+        if (r.value.text) reply.raw.write(streamEvent(env, r.value.text, null));
+        r = await it.next();
+      }
+      reply.raw.write(streamEvent(env, '', r.value.finishReason));
+      reply.raw.write('data: [DONE]\n\n');
+    } catch (e) {
+      reply.raw.write(`data: ${JSON.stringify({ error: { message: (e as Error).message } })}\n\n`);
+    } finally {
+      reply.raw.end();
+    }
+    return reply;
+  });
+
+  app.setErrorHandler((err, _req, reply) => {
+    const e = err as Error & { validation?: unknown; statusCode?: number; code?: string };
+    const status = e.statusCode;
+    if (e.validation || status === 400 || e instanceof SyntaxError)
+      return reply.code(400).send({ error: { message: e.message, type: 'invalid_request_error' } });
+    if (e instanceof MambakitError && e.code === 'E_ARG')
+      return reply.code(/queue is full/.test(e.message) ? 429 : 400).send({ error: { message: e.message, type: 'invalid_request_error' } });
+    return reply.code(status && status >= 400 ? status : 500).send({ error: { message: e.message, type: 'server_error' } });
+  });
+  return app;
+}
