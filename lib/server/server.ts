@@ -50,7 +50,7 @@ export function createServer(model: MambaLM, opts: ServeOptions = {}): FastifyIn
     reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     try {
       while (!r.done) {
-        if (r.value.text) reply.raw.write(streamEvent(env, r.value.text, null));
+        reply.raw.write(streamEvent(env, r.value.text, null)); // one event per token, as OpenAI streams
         r = await it.next();
       }
       reply.raw.write(streamEvent(env, '', r.value.finishReason));
