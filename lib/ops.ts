@@ -128,11 +128,12 @@ export interface SampleOptions {
  * Draws one token per row of logits f32 [B, V]. Order: repetition penalty → temperature → top-k →
  * top-p → min-p → renormalize → inverse-CDF draw (ties in the sort go to the lower id). `prev` i32
  * [B, P] lists earlier token ids per row (-1 = padding). The draw for row b is keyed by (seed, step, b),
- * so the same seed and step give the same ids. Returns ids i32 [B] and logprobs f32 [B] (log of the
+ * so the same seed and step give the same ids; with `keys` i32 [B, 2] row b uses its own (seed, step)
+ * exactly as a one-row call would (a batch of requests sampled together). Returns ids i32 [B] and logprobs f32 [B] (log of the
  * chosen token's probability after filtering; for greedy, the log-softmax at temperature 1).
  */
 export async function sample(
-  logits: Tensor, opts: SampleOptions & { prev?: Tensor; seed?: number; step?: number } = {},
+  logits: Tensor, opts: SampleOptions & { prev?: Tensor; seed?: number; step?: number; keys?: Tensor } = {},
 ): Promise<{ ids: Tensor; logprobs: Tensor }> {
   const bad = (name: string, v: number, rule: string): never => {
     throw new MambakitError('E_ARG', `sample: ${name} must be ${rule}, got ${v}`);
@@ -156,7 +157,7 @@ export async function sample(
   if (!(Number.isFinite(repetitionPenalty) && repetitionPenalty > 0)) bad('repetitionPenalty', repetitionPenalty, 'finite and > 0');
   if (!(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff)) bad('seed', seed, 'an integer in [0, 2^32)');
   if (!(Number.isInteger(step) && step >= 0 && step <= 0xffffffff)) bad('step', step, 'an integer in [0, 2^32)');
-  const [ids, logprobs] = await run('sample', [logits, opts.prev], {
+  const [ids, logprobs] = await run('sample', [logits, opts.prev, opts.keys], {
     temperature, top_k: topK, top_p: topP, min_p: minP, repetition_penalty: repetitionPenalty, seed, step,
   });
   return { ids, logprobs };

@@ -84,7 +84,7 @@ void sample_row(const float* x, const int32_t* prev, int64_t V, int64_t P, const
       total += s[i];
       last = i;
     }
-  const double target = sample_uniform(p.seed, p.step, row) * total;
+  const double target = sample_uniform_for(p, row) * total;
   int64_t chosen = last < 0 ? 0 : last;
   double acc = 0;
   for (int64_t i = 0; i < V; ++i)

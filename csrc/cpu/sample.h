@@ -38,7 +38,14 @@ struct SampleParams {
   float penalty = 1.f;      // 1 = off
   uint32_t seed = 0;
   uint32_t step = 0;
+  // Optional per-row keys [B, 2] = (seed, step) (device memory on CUDA): row b then draws with the key
+  // (keys[b], 0) instead of (seed, step, b), exactly as a one-row call would — so a batch scheduler
+  // can sample many requests in one call without their draws depending on their row.
+  const int32_t* keys = nullptr;
 };
+
+// The uniform for `row`: from its own key when per-row keys are given.
+MK_SAMPLE_HD double sample_uniform_for(const SampleParams& p, int64_t row);
 
 MK_SAMPLE_HD float sample_penalize(float x, float pen) { return x > 0.f ? x / pen : x * pen; }
 
@@ -78,6 +85,11 @@ MK_SAMPLE_HD double sample_uniform(uint32_t seed, uint32_t step, uint64_t row) {
   uint64_t h = sample_mix64((static_cast<uint64_t>(seed) << 32) | step);
   h = sample_mix64(h ^ sample_mix64(row ^ 0xD1B54A32D192ED03ull));
   return static_cast<double>(h >> 11) * (1.0 / 9007199254740992.0);
+}
+
+MK_SAMPLE_HD double sample_uniform_for(const SampleParams& p, int64_t row) {
+  if (p.keys) return sample_uniform(static_cast<uint32_t>(p.keys[2 * row]), static_cast<uint32_t>(p.keys[2 * row + 1]), 0);
+  return sample_uniform(p.seed, p.step, static_cast<uint64_t>(row));
 }
 
 namespace cpu {

@@ -238,7 +238,7 @@ __global__ void sample_kernel(const float* logits, const int32_t* prev, int32_t*
     }
     __syncthreads();
     if (last >= 0) atomicMax(&sh_last, last);
-    const double target = sample_uniform(p.seed, p.step, static_cast<uint64_t>(row)) * total;
+    const double target = sample_uniform_for(p, row) * total;
     {  // every chunk walks (no early skip), so a crossing lost to rounding falls to the next chunk
       double acc = excl;
       for (int i = lo; i < hi; ++i) {

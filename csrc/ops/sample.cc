@@ -53,6 +53,12 @@ Status check(const Inputs& in, const Attrs& attrs, std::vector<OutSpec>* out) {
     if (pv.ndim() != 2 || pv.dim(0) != B)
       return shape_error("sample", "prev " + pv.desc() + " must be [B=" + std::to_string(B) + ", P]");
   }
+  if (in[2]) {
+    const Tensor& k = *in[2];
+    MK_RETURN_IF_ERROR(check_dtype("sample", "keys", k, {DType::I32}));
+    if (k.ndim() != 2 || k.dim(0) != B || k.dim(1) != 2)
+      return shape_error("sample", "keys " + k.desc() + " must be [B=" + std::to_string(B) + ", 2] (seed, step per row)");
+  }
   SampleParams p;
   MK_RETURN_IF_ERROR(parse(attrs, &p));
   out->push_back({DType::I32, {B}});
@@ -64,6 +70,7 @@ Status run_cpu(const OpCall& c) {
   const Tensor& x = *c.in[0];
   SampleParams p;
   MK_RETURN_IF_ERROR(parse(c.attrs, &p));
+  p.keys = c.in[2] ? c.in[2]->ptr<int32_t>() : nullptr;
   const int64_t B = x.dim(0), V = x.dim(1), P = c.in[1] ? c.in[1]->dim(1) : 0;
   if (B == 0) return Status::Ok();
   cpu::sample(x.ptr<float>(), P > 0 ? c.in[1]->ptr<int32_t>() : nullptr, c.out[0].ptr<int32_t>(),
@@ -76,6 +83,7 @@ Status run_cuda(const OpCall& c) {
   const Tensor& x = *c.in[0];
   SampleParams p;
   MK_RETURN_IF_ERROR(parse(c.attrs, &p));
+  p.keys = c.in[2] ? c.in[2]->ptr<int32_t>() : nullptr;
   const int64_t B = x.dim(0), V = x.dim(1), P = c.in[1] ? c.in[1]->dim(1) : 0;
   if (B == 0) return Status::Ok();
   Tensor scratch;
@@ -89,7 +97,7 @@ Status run_cuda(const OpCall& c) {
 }
 #endif
 
-OpRegistrar reg({"sample", 2, 0b10, check, run_cpu, MK_CUDA_IMPL(run_cuda)});
+OpRegistrar reg({"sample", 3, 0b110, check, run_cpu, MK_CUDA_IMPL(run_cuda)});
 
 }  // namespace
 }  // namespace mk

@@ -5,7 +5,7 @@
 // and step counter, so what it generates does not depend on what else is running.
 import { MambakitError } from '../errors';
 import type { MambaLM, MambaState } from '../models/mamba';
-import { rows, sample, zeroSlot } from '../ops';
+import { embedding, sample, zeroSlot } from '../ops';
 import { Tensor } from '../tensor';
 import type { Tokenizer } from '../tokenizer';
 import { GenerateChunk, GenerateOptions, GenerateResult, Request } from './request';
@@ -115,30 +115,54 @@ export class BatchScheduler {
       // one decode step for everyone running
       const batch = this.#active;
       const logits = await this.model.step(batch.map((j) => j.last), pool, { slots: batch.map((j) => j.slot) });
-      for (let b = 0; b < batch.length; ++b) {
-        const row = batch.length === 1 ? logits : await rows(logits, b, 1);
-        await this.#advance(batch[b], row);
-        if (row !== logits) row.dispose();
+      // requests with the same sampling options draw in one call, each with its own (seed, step) key
+      const groups = new Map<string, number[]>();
+      batch.forEach((j, b) => {
+        if (j.stop) return;
+        const o = j.req.opts;
+        const key = JSON.stringify([o.temperature, o.topK, o.topP, o.minP, o.repetitionPenalty]);
+        groups.set(key, [...(groups.get(key) ?? []), b]);
+      });
+      for (const rowsOf of groups.values()) {
+        const sub = rowsOf.length === batch.length ? logits
+          : await embedding(Tensor.from(Int32Array.from(rowsOf), [rowsOf.length], { device: this.model.device }), logits);
+        await this.#advanceRows(rowsOf.map((b) => batch[b]), sub);
+        if (sub !== logits) sub.dispose();
       }
       logits.dispose();
       this.#active = this.#active.filter((j) => this.#keep(j));
     }
   }
 
-  // Samples the request's next token from its logits row [1, V] and hands the chunk over.
+  // Samples one request's next token from its logits row [1, V].
   async #advance(job: Job, logits: Tensor): Promise<void> {
-    if (job.stop) return;
-    const r = job.req;
-    const prev = r.usesPenalty ? Tensor.from(Int32Array.from(r.history), [1, r.history.length], { device: this.model.device }) : undefined;
-    const { ids, logprobs } = await sample(logits, { ...r.opts, prev, seed: r.seed, step: r.step });
+    if (!job.stop) await this.#advanceRows([job], logits);
+  }
+
+  // Samples the next token of each job from its row of `logits` [n, V] (jobs share sampling options)
+  // in one call, keyed per row by the job's own (seed, step), and hands the chunks over.
+  async #advanceRows(jobs: Job[], logits: Tensor): Promise<void> {
+    const dev = this.model.device;
+    const keys = Tensor.from(Int32Array.from(jobs.flatMap((j) => [j.req.seed | 0, j.req.step])), [jobs.length, 2], { device: dev });
+    let prev: Tensor | undefined;
+    if (jobs[0].req.usesPenalty) {
+      const P = Math.max(...jobs.map((j) => j.req.history.length));
+      const data = new Int32Array(jobs.length * P).fill(-1); // -1 pads the shorter histories
+      jobs.forEach((j, i) => data.set(j.req.history, i * P));
+      prev = Tensor.from(data, [jobs.length, P], { device: dev });
+    }
+    const { ids, logprobs } = await sample(logits, { ...jobs[0].req.opts, prev, keys });
+    keys.dispose();
     prev?.dispose();
-    const id = (await ids.data())[0];
-    const logprob = (await logprobs.data())[0];
+    const idv = (await ids.data()) as Int32Array;
+    const lpv = (await logprobs.data()) as Float32Array;
     ids.dispose();
     logprobs.dispose();
-    const chunk = r.accept(id, logprob);
-    if (chunk) job.push(chunk);
-    job.last = id;
+    jobs.forEach((job, i) => {
+      const chunk = job.req.accept(idv[i], lpv[i]);
+      if (chunk) job.push(chunk);
+      job.last = idv[i];
+    });
   }
 
   // Frees the slot of a request that has ended (finished, aborted or abandoned by its consumer).

@@ -141,6 +141,22 @@ describe.each(DEVICES)('sample on %s', (device) => {
     }
   });
 
+  test('per-row keys: a batched draw equals each row drawn alone with its own (seed, step)', async () => {
+    const B = 6, V = 300;
+    const logits = uniform(B * V, -3, 3);
+    const keys = Int32Array.from({ length: 2 * B }, (_, i) => (i % 2 === 0 ? 4000000000 - 77 * i : i * 3));
+    const opts = { temperature: 1.3, topK: 50, topP: 0.9 };
+    const batched = await ops.sample(Tensor.from(logits, [B, V], { device }), { ...opts, keys: Tensor.from(keys, [B, 2], { device }) });
+    const ids = (await batched.ids.data()) as Int32Array;
+    for (let b = 0; b < B; ++b) {
+      const alone = await ops.sample(Tensor.from(logits.subarray(b * V, (b + 1) * V), [1, V], { device }),
+        { ...opts, seed: keys[2 * b] >>> 0, step: keys[2 * b + 1] });
+      expect((await alone.ids.data())[0]).toBe(ids[b]);
+    }
+    await expect(ops.sample(Tensor.from(logits, [B, V], { device }), { keys: Tensor.from(keys.subarray(0, 4), [2, 2], { device }) }))
+      .rejects.toMatchObject({ code: 'E_SHAPE', message: expect.stringMatching(/keys/) });
+  });
+
   test('bad options and inputs', async () => {
     const x = f32(uniform(2 * 5), [2, 5]);
     for (const [opts, name] of [
@@ -154,7 +170,7 @@ describe.each(DEVICES)('sample on %s', (device) => {
       [{ temperature: NaN }, 'temperature'], [{ top_k: 2.5 }, 'top_k'], [{ top_p: 0 }, 'top_p'],
       [{ min_p: 1.5 }, 'min_p'], [{ repetition_penalty: -2 }, 'repetition_penalty'],
     ] as [Record<string, number>, string][])
-      await expect(Promise.resolve().then(() => call(() => addon.runOp('sample', [x.handle, null], attrs))))
+      await expect(Promise.resolve().then(() => call(() => addon.runOp('sample', [x.handle, null, null], attrs))))
         .rejects.toMatchObject({ code: 'E_ARG', message: expect.stringContaining(name) });
     const h = Tensor.from(uniform(10), [2, 5], { dtype: 'f16', device });
     await expect(ops.sample(h)).rejects.toMatchObject({ code: 'E_DTYPE' });
