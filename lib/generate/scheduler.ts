@@ -13,7 +13,7 @@ import { GenerateChunk, GenerateOptions, GenerateResult, Request } from './reque
 export interface SchedulerOptions {
   /** Most sequences decoded in one step (default 32). */
   maxBatch?: number;
-  /** Requests waiting beyond this are refused with E_ARG "queue is full" (default 1024). */
+  /** Requests that may wait for a slot once every slot is taken; more are refused with E_ARG "queue is full" (default 1024). */
   maxQueue?: number;
 }
 
@@ -54,12 +54,17 @@ export class BatchScheduler {
     return { running: this.#active.length, waiting: this.#pending.length, freeSlots: this.#pool ? this.#free.length : this.maxBatch };
   }
 
+  /** True when a new request would have to wait beyond maxQueue (waiting ≥ free slots + maxQueue). */
+  get full(): boolean {
+    return this.#pending.length >= this.load.freeSlots + this.maxQueue;
+  }
+
   async *generate(tokenizer: Tokenizer | null, prompt: string | readonly number[], opts: GenerateOptions): AsyncGenerator<GenerateChunk, GenerateResult> {
     const job = new Job(new Request(tokenizer, prompt, opts)); // validates options and prompt first
     for (const id of job.req.promptIds)
       if (!(Number.isInteger(id) && id >= 0 && id < this.model.vocabSize))
         throw new MambakitError('E_ARG', `generate: token id ${id} is outside [0, ${this.model.vocabSize})`);
-    if (this.#pending.length >= this.maxQueue) throw new MambakitError('E_ARG', `generate: queue is full (${this.maxQueue} waiting)`);
+    if (this.full) throw new MambakitError('E_ARG', `generate: queue is full (${this.#pending.length} waiting for ${this.load.freeSlots} free slots + ${this.maxQueue} queue places)`);
     this.#pending.push(job);
     this.#kick();
     try {

@@ -12,7 +12,7 @@ export interface ServeOptions {
   modelName?: string;
   /** Sequences decoded together (default 32). */
   maxBatch?: number;
-  /** Requests allowed to wait for a slot; beyond it: 429 (default 64). */
+  /** Requests allowed to wait once every slot is busy; beyond it: 429 (default 64). */
   maxQueue?: number;
   /** Longest prompt accepted, in tokens (default 4096). */
   maxPromptTokens?: number;
@@ -35,7 +35,7 @@ export function createServer(model: MambaLM, opts: ServeOptions = {}): FastifyIn
     const ids = typeof b.prompt === 'string' ? model.tokenizer?.encode(b.prompt) : b.prompt;
     if (!ids) return reply.code(400).send({ error: { message: 'this model has no tokenizer: send the prompt as token ids', type: 'invalid_request_error' } });
     if (ids.length > maxPrompt) return reply.code(400).send({ error: { message: `prompt is ${ids.length} tokens, the limit is ${maxPrompt}`, type: 'invalid_request_error' } });
-    if (model.load.waiting >= maxQueue) return reply.code(429).send({ error: { message: `server busy: ${model.load.waiting} requests waiting`, type: 'rate_limit_error' } });
+    if (model.load.waiting >= model.load.freeSlots + maxQueue) return reply.code(429).send({ error: { message: `server busy: ${model.load.waiting} requests waiting`, type: 'rate_limit_error' } });
     const ac = new AbortController();
     // the client going away (before the answer is complete) aborts generation
     reply.raw.on('close', () => { if (!reply.raw.writableFinished) ac.abort(); });
