@@ -163,11 +163,6 @@ export async function sample(
   return { ids, logprobs };
 }
 
-/** Rows [start, start + count) of x (along its first dim), as a new tensor. */
-export function rows(x: Tensor, start: number, count: number): Promise<Tensor> {
-  return one('rows', [x], { start, count });
-}
-
 /** Zeroes x[:, slot] in place (x [L, S, ...]: a state pool); resolves when done. */
 export async function zeroSlot(x: Tensor, slot: number): Promise<void> {
   await run('zero_slot', [x], { slot });

@@ -66,30 +66,41 @@ Status check(const Inputs& in, const Attrs& attrs, std::vector<OutSpec>* out) {
   return Status::Ok();
 }
 
-Status run_cpu(const OpCall& c) {
-  const Tensor& x = *c.in[0];
+// The call's sizes, the prev pointer (null when absent or empty) and the parameters, per backend.
+struct Call {
+  int64_t B, V, P;
+  const int32_t* prev;
   SampleParams p;
-  MK_RETURN_IF_ERROR(parse(c.attrs, &p));
-  p.keys = c.in[2] ? c.in[2]->ptr<int32_t>() : nullptr;
-  const int64_t B = x.dim(0), V = x.dim(1), P = c.in[1] ? c.in[1]->dim(1) : 0;
-  if (B == 0) return Status::Ok();
-  cpu::sample(x.ptr<float>(), P > 0 ? c.in[1]->ptr<int32_t>() : nullptr, c.out[0].ptr<int32_t>(),
-              c.out[1].ptr<float>(), B, V, P, p);
+};
+Status unpack(const OpCall& c, Call* k) {
+  const Tensor& x = *c.in[0];
+  MK_RETURN_IF_ERROR(parse(c.attrs, &k->p));
+  k->p.keys = c.in[2] ? c.in[2]->ptr<int32_t>() : nullptr;
+  k->B = x.dim(0), k->V = x.dim(1), k->P = c.in[1] ? c.in[1]->dim(1) : 0;
+  k->prev = k->P > 0 ? c.in[1]->ptr<int32_t>() : nullptr;
+  return Status::Ok();
+}
+
+Status run_cpu(const OpCall& c) {
+  Call k;
+  MK_RETURN_IF_ERROR(unpack(c, &k));
+  if (k.B == 0) return Status::Ok();
+  cpu::sample(c.in[0]->ptr<float>(), k.prev, c.out[0].ptr<int32_t>(), c.out[1].ptr<float>(), k.B, k.V, k.P, k.p);
   return Status::Ok();
 }
 
 #ifdef MAMBAKIT_CUDA
 Status run_cuda(const OpCall& c) {
   const Tensor& x = *c.in[0];
-  SampleParams p;
-  MK_RETURN_IF_ERROR(parse(c.attrs, &p));
-  p.keys = c.in[2] ? c.in[2]->ptr<int32_t>() : nullptr;
-  const int64_t B = x.dim(0), V = x.dim(1), P = c.in[1] ? c.in[1]->dim(1) : 0;
+  Call k;
+  MK_RETURN_IF_ERROR(unpack(c, &k));
+  const int64_t B = k.B, V = k.V, P = k.P;
+  const SampleParams& p = k.p;
   if (B == 0) return Status::Ok();
   Tensor scratch;
   MK_RETURN_IF_ERROR(Tensor::create(x.device(), DType::F32, {B, V}, &scratch));
   const int dev = x.device().index;
-  MK_RETURN_IF_ERROR(cuda::sample(x.ptr<float>(), P > 0 ? c.in[1]->ptr<int32_t>() : nullptr,
+  MK_RETURN_IF_ERROR(cuda::sample(x.ptr<float>(), k.prev,
                                   c.out[0].ptr<int32_t>(), c.out[1].ptr<float>(), scratch.ptr<float>(),
                                   B, V, P, p, gpu::stream(dev)));
   // The scratch buffer is released when this function returns: wait for the kernel first.

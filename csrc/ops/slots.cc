@@ -1,5 +1,4 @@
-// Small data-movement ops for the batch scheduler:
-//   rows(x [R, ...], attrs start, count) -> x[start : start + count]   (a copy)
+// A data-movement op for the batch scheduler:
 //   zero_slot(state [L, S, ...], attr slot) -> nothing; zeroes state[:, slot] in place (a freed
 //     decode slot starts the next sequence from the zero state)
 #include <cstring>
@@ -9,31 +8,6 @@
 
 namespace mk {
 namespace {
-
-Status check_rows(const Inputs& in, const Attrs& a, std::vector<OutSpec>* out) {
-  const Tensor& x = *in[0];
-  MK_RETURN_IF_ERROR(check_ndim("rows", "x", x, 1, 8));
-  const double start = a.get("start", -1), count = a.get("count", -1);
-  if (!(start >= 0 && count >= 0 && start + count <= x.dim(0) && start == static_cast<int64_t>(start) &&
-        count == static_cast<int64_t>(count)))
-    return shape_error("rows", "rows [" + std::to_string(start) + ", +" + std::to_string(count) + ") out of x " + x.desc());
-  Shape s = x.shape;
-  s[0] = static_cast<int64_t>(count);
-  out->push_back({x.dtype, s});
-  return Status::Ok();
-}
-
-Status rows_impl(const OpCall& c) {
-  const Tensor& x = *c.in[0];
-  const size_t row = x.nbytes() / static_cast<size_t>(x.dim(0));
-  const char* src = static_cast<const char*>(x.raw()) + static_cast<size_t>(c.attrs.get("start", 0)) * row;
-  if (c.out[0].nbytes() == 0) return Status::Ok();
-  if (!x.device().is_cuda()) {
-    std::memcpy(c.out[0].raw(), src, c.out[0].nbytes());
-    return Status::Ok();
-  }
-  return gpu::copy_d2d(x.device().index, c.out[0].raw(), src, c.out[0].nbytes());
-}
 
 Status check_zero(const Inputs& in, const Attrs& a, std::vector<OutSpec>*) {
   const Tensor& t = *in[0];
@@ -58,7 +32,6 @@ Status zero_impl(const OpCall& c) {
   return Status::Ok();
 }
 
-OpRegistrar r_rows({"rows", 1, 0, check_rows, rows_impl, MK_CUDA_IMPL(rows_impl)});
 OpRegistrar r_zero({"zero_slot", 1, 0, check_zero, zero_impl, MK_CUDA_IMPL(zero_impl)});
 
 }  // namespace
