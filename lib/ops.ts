@@ -167,3 +167,50 @@ export async function sample(
 export async function zeroSlot(x: Tensor, slot: number): Promise<void> {
   await run('zero_slot', [x], { slot });
 }
+
+// ---- sparse models: routing and grouped GEMM (see csrc/cpu/sparse.h) ----
+
+/** Activation fused into {@link groupedGemm}'s epilogue. */
+export type Activation = 'none' | 'relu' | 'gelu' | 'silu';
+const ACTIVATIONS: Record<Activation, number> = { none: 0, relu: 1, gelu: 2, silu: 3 };
+
+/**
+ * Router: p = softmax(logits [T, G]) per row; the k most likely experts (largest first, ties to the
+ * lower index) with their probabilities (divided by the chosen k's sum when `renormalize`), and the
+ * number of (token, choice) pairs per expert (load balance).
+ */
+export async function routerTopK(
+  logits: Tensor, k: number, opts: { renormalize?: boolean } = {},
+): Promise<{ ids: Tensor; weights: Tensor; counts: Tensor }> {
+  const [ids, weights, counts] = await run('router_topk', [logits], { k, renorm: opts.renormalize ? 1 : 0 });
+  return { ids, weights, counts };
+}
+
+/**
+ * Counting sort of the (row, choice) pairs of `gid` i32 [rows, k] (or [rows]) by group id in [0, groups):
+ * group g owns sorted positions [offsets[g], offsets[g+1]); src[p] is the input row at sorted position
+ * p; pos[row, j] is the sorted position of pair (row, j). Stable on the CPU.
+ */
+export async function groupSort(gid: Tensor, groups: number): Promise<{ offsets: Tensor; src: Tensor; pos: Tensor }> {
+  const [offsets, src, pos] = await run('group_sort', [gid], { groups });
+  return { offsets, src, pos };
+}
+
+/**
+ * Grouped GEMM: for each sorted position p of group g, y[dst?.[p] ?? p] = act(x[src?.[p] ?? p] · w[g]ᵀ + bias[g]).
+ * x f32 [R, K]; w [G, N, K] f32/f16/bf16 (one weight per expert or modality); offsets i32 [G+1] from
+ * {@link groupSort}; bias f32 [G, N]; dst a permutation (scatter back to token order). → y f32 [n, N].
+ */
+export function groupedGemm(
+  x: Tensor, w: Tensor, offsets: Tensor,
+  opts: { src?: Tensor; dst?: Tensor; bias?: Tensor; activation?: Activation } = {},
+): Promise<Tensor> {
+  const act = opts.activation ?? 'none';
+  if (!(act in ACTIVATIONS)) throw new MambakitError('E_ARG', `groupedGemm: activation must be none, relu, gelu or silu, got '${act}'`);
+  return one('grouped_gemm', [x, w, offsets, opts.src, opts.bias, opts.dst], { act: ACTIVATIONS[act] });
+}
+
+/** out[t] = Σ_j weights[t, j] · y[pos[t, j]] (weights default 1): the expert outputs back in token order. */
+export function combine(y: Tensor, pos: Tensor, weights?: Tensor): Promise<Tensor> {
+  return one('combine', [y, pos, weights]);
+}
