@@ -147,6 +147,20 @@ constexpr int kSortThreads = 1024;
 constexpr int kSortMaxG = 4096;
 constexpr int kSortPer = kSortMaxG / kSortThreads;  // scan entries per thread: 4
 
+// Warp-aggregated atomicAdd of 1 per valid lane to ctr[key]: lanes with the same key elect one
+// leader that adds their count, so few groups (Mixture-of-Mamba: 2 or 3) do not serialize 32
+// atomics on one address. Returns the old value plus the lane's rank among its key's lanes.
+// Called by all 32 lanes together (key < 0: invalid lane, no add, result unused).
+__device__ __forceinline__ int warp_add(int* ctr, int key) {
+  const int lane = threadIdx.x & 31;
+  const unsigned same = __match_any_sync(0xffffffffu, key);
+  const int leader = __ffs(static_cast<int>(same)) - 1;
+  int old = 0;
+  if (key >= 0 && lane == leader) old = atomicAdd(ctr + key, __popc(same));
+  old = __shfl_sync(0xffffffffu, old, leader);
+  return old + __popc(same & ((1u << lane) - 1u));
+}
+
 __global__ void __launch_bounds__(kSortThreads)
     group_sort_kernel(const int32_t* __restrict__ gid, int64_t n, int k, int G,
                       int32_t* __restrict__ offsets, int32_t* __restrict__ src,
@@ -157,14 +171,20 @@ __global__ void __launch_bounds__(kSortThreads)
   for (int g = tid; g < G; g += kSortThreads) hist[g] = 0;
   __syncthreads();
   bool bad = false;
-  for (int64_t i = tid; i < n; i += kSortThreads) {
-    const int32_t g = gid[i];
-    if (g >= 0 && g < G) {
-      atomicAdd(hist + g, 1);
-    } else {
-      pos[i] = -1;  // left out of every group
-      bad = true;
+  // The loops step whole warps (i0 is uniform per warp) so warp_add sees all 32 lanes.
+  for (int64_t i0 = tid - lane; i0 < n; i0 += kSortThreads) {
+    const int64_t i = i0 + lane;
+    int key = -1;
+    if (i < n) {
+      const int32_t g = gid[i];
+      if (g >= 0 && g < G) {
+        key = g;
+      } else {
+        pos[i] = -1;  // left out of every group
+        bad = true;
+      }
     }
+    warp_add(hist, key);
   }
   if (bad && bad_flag != nullptr) *bad_flag = 1;  // same value from every writer: benign
   __syncthreads();
@@ -208,10 +228,15 @@ __global__ void __launch_bounds__(kSortThreads)
   if (tid == 0) offsets[G] = wsum[31];  // the number of valid pairs
   __syncthreads();
 
-  for (int64_t i = tid; i < n; i += kSortThreads) {
-    const int32_t g = gid[i];
-    if (g >= 0 && g < G) {
-      const int p = atomicAdd(hist + g, 1);
+  for (int64_t i0 = tid - lane; i0 < n; i0 += kSortThreads) {
+    const int64_t i = i0 + lane;
+    int key = -1;
+    if (i < n) {
+      const int32_t g = gid[i];
+      if (g >= 0 && g < G) key = g;
+    }
+    const int p = warp_add(hist, key);
+    if (key >= 0) {
       src[p] = static_cast<int32_t>(i / k);
       pos[i] = p;
     }
