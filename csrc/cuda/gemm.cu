@@ -570,7 +570,8 @@ void launch_gemv_m(const float* x, int64_t ldx, const void* w, const float* bias
         <<<blocks, kGemvWarps * 32, 0, s>>>(x, ldx, wt, bias, y, ldy, N, K, Segs{});
 }
 
-// Grouped GEMV: grid (N columns / kGemvWarps, G groups), chunks of kGemvMaxM rows.
+// Grouped GEMV: grid (N / kGemvWarps column blocks, G groups); rows in chunks of MR = 8 (the
+// dense GEMV's largest M), so each chunk keeps 8 accumulators per lane as the dense kernel does.
 template <typename T>
 void launch_grouped_gemv(const float* x, int64_t ldx, const void* w, const float* bias, float* y,
                          int64_t ldy, int64_t N, int64_t K, const Segs& seg, cudaStream_t s) {
