@@ -13,6 +13,13 @@
 //    block tile, 256 threads with 8x8 micro-tiles, K step 8, register-staged double buffering.
 // Partial tiles are zero-padded in shared memory and every global access is bounds-checked, so any
 // M, N, K >= 1 works; vector loads are used only when the pointer and the row stride are aligned.
+//
+// Grouped GEMM (MoE experts, per-modality weights) runs the same kernels with kSeg = true and a
+// Segs descriptor: rows are sorted positions split into G groups by device offsets, each group with
+// its own W[g] (and bias[g]); x rows are gathered through src while staging, y rows scattered
+// through dst in the epilogue, and an activation is applied after the bias. The dense gemm() is
+// the kSeg = false instantiation: its code paths and launch shapes are the ones above. The offsets
+// never go to the host: each block finds its (group, row tile) by scanning them (find_tile).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -25,6 +32,7 @@
 
 #include "cuda/check.h"
 #include "cuda/kernels.h"
+#include "cuda/sparse.cuh"
 
 namespace mk::cuda {
 namespace {
@@ -76,6 +84,64 @@ __device__ __forceinline__ float warp_sum(float v) {
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
+// ---- row segments (grouped GEMM) ----------------------------------------------------------------
+
+// Sorted positions [offsets[g], offsets[g+1]) of n use W[g] = w + g * w_stride and bias + g * N.
+// in_row(p) = src ? src[p] : p, out_row(p) = dst ? dst[p] : p. Unused by the dense path.
+struct Segs {
+  const int32_t* offsets;
+  const int32_t* src;
+  const int32_t* dst;
+  int64_t G, n, w_stride;
+  int act;  // Act
+};
+
+// offsets[g] clamped to [0, n]: a corrupt offset can empty a group but never index out of bounds.
+__device__ __forceinline__ int64_t seg_off(const Segs& s, int64_t g) {
+  const int64_t o = s.offsets[g];
+  return o < 0 ? 0 : (o > s.n ? s.n : o);
+}
+__device__ __forceinline__ int64_t in_row(const Segs& s, int64_t p) {
+  return s.src != nullptr ? static_cast<int64_t>(s.src[p]) : p;
+}
+__device__ __forceinline__ int64_t out_row(const Segs& s, int64_t p) {
+  return s.dst != nullptr ? static_cast<int64_t>(s.dst[p]) : p;
+}
+// The epilogue activation, after the bias (the same scalar functions as cpu/kernels.h).
+__device__ __forceinline__ float act_f(int act, float v) {
+  switch (act) {
+    case static_cast<int>(Act::RELU): return v > 0.0f ? v : 0.0f;
+    case static_cast<int>(Act::GELU): return 0.5f * v * erfcf(-v * 0.70710678118654752f);
+    case static_cast<int>(Act::SILU): return v / (1.0f + expf(-v));
+    default: return v;
+  }
+}
+
+// Row tiles are numbered group by group (ceil(rows_g / bm) tiles for group g). Sets this tile's
+// group and its position range [r0, r1) (r1: the group's end; the tile covers [r0, min(r1, r0+bm))).
+// Every thread of a block gets the same answer, so a block past the last tile returns as a whole,
+// before any barrier. The launch uses floor(n / bm) + min(G, n) blocks on x: since the clamped
+// offsets are non-decreasing, sum_g ceil(c_g / bm) <= sum_g floor(c_g / bm) + #(c_g > 0)
+// <= floor(n / bm) + min(G, n), so every tile gets a block.
+__device__ bool find_tile(const Segs& s, int64_t tile, int bm, int64_t& g, int64_t& r0,
+                          int64_t& r1) {
+  int64_t lo = seg_off(s, 0);
+  for (int64_t q = 0; q < s.G; ++q) {
+    int64_t hi = seg_off(s, q + 1);
+    if (hi < lo) hi = lo;  // decreasing offsets: treat the group as empty
+    const int64_t nt = (hi - lo + bm - 1) / bm;
+    if (tile < nt) {
+      g = q;
+      r0 = lo + tile * bm;
+      r1 = hi;
+      return true;
+    }
+    tile -= nt;
+    lo = hi;
+  }
+  return false;
+}
+
 // ---- GEMV (M <= 8) ------------------------------------------------------------------------------
 
 constexpr int kGemvWarps = 4;   // warps (= output columns) per block
@@ -83,64 +149,94 @@ constexpr int kGemvUnroll = 4;  // 16-byte W loads in flight per lane
 
 // kVec: W rows and x rows are 16-byte aligned and K is a multiple of the vector width, so each row
 // is read as whole uint4 vectors with no tail. Otherwise lanes stride over k with scalar loads.
-template <typename T, int MR, bool kVec>
+// kSeg (grouped GEMV): blockIdx.y is the group g; the warp walks g's rows in chunks of MR, so W[g]
+// row n is streamed from memory once per chunk (a decode group rarely has more than MR rows, and
+// later chunks hit L2); an empty group reads no weight. Rows past the group's end in the last
+// chunk re-read its last row (valid memory, no branches in the inner loop) and are not written.
+template <typename T, int MR, bool kVec, bool kSeg>
 __global__ void __launch_bounds__(kGemvWarps * 32)
     gemv_kernel(const float* __restrict__ x, int64_t ldx, const T* __restrict__ w,
                 const float* __restrict__ bias, float* __restrict__ y, int64_t ldy, int64_t N,
-                int64_t K) {
+                int64_t K, Segs seg) {
   const int lane = threadIdx.x & 31;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * kGemvWarps + (threadIdx.x >> 5);
   if (n >= N) return;  // uniform per warp: the shuffles below see full warps
+  int64_t p = 0, p1 = MR;  // dense: the M == MR rows, one pass
+  if constexpr (kSeg) {
+    const int64_t g = blockIdx.y;
+    p = seg_off(seg, g);
+    p1 = seg_off(seg, g + 1);
+    w += g * seg.w_stride;
+    if (bias != nullptr) bias += g * N;
+  }
   const T* wrow = w + n * K;
-  float acc[MR];
+  for (; p < p1; p += MR) {  // uniform per block
+    [[maybe_unused]] const int64_t mr = p1 - p < MR ? p1 - p : MR;  // rows of this chunk (dense: MR)
+    [[maybe_unused]] const float* xp[kSeg ? MR : 1];
+    if constexpr (kSeg) {
 #pragma unroll
-  for (int m = 0; m < MR; ++m) acc[m] = 0.0f;
+      for (int m = 0; m < MR; ++m) xp[m] = x + in_row(seg, p + (m < mr ? m : mr - 1)) * ldx;
+    }
+    auto xrow = [&](int m) -> const float* {
+      if constexpr (kSeg) return xp[m];
+      else return x + m * ldx;
+    };
+    float acc[MR];
+#pragma unroll
+    for (int m = 0; m < MR; ++m) acc[m] = 0.0f;
 
-  if constexpr (kVec) {
-    constexpr int V = 16 / static_cast<int>(sizeof(T));  // elements per uint4: 4 or 8
-    const uint4* wv = reinterpret_cast<const uint4*>(wrow);
-    const int64_t nv = K / V;
-    for (int64_t base = lane; base < nv; base += 32 * kGemvUnroll) {
-      uint4 q[kGemvUnroll];
+    if constexpr (kVec) {
+      constexpr int V = 16 / static_cast<int>(sizeof(T));  // elements per uint4: 4 or 8
+      const uint4* wv = reinterpret_cast<const uint4*>(wrow);
+      const int64_t nv = K / V;
+      for (int64_t base = lane; base < nv; base += 32 * kGemvUnroll) {
+        uint4 q[kGemvUnroll];
 #pragma unroll
-      for (int u = 0; u < kGemvUnroll; ++u) {  // issue all loads first
-        const int64_t v = base + u * 32;
-        q[u] = v < nv ? __ldg(wv + v) : make_uint4(0u, 0u, 0u, 0u);
-      }
+        for (int u = 0; u < kGemvUnroll; ++u) {  // issue all loads first
+          const int64_t v = base + u * 32;
+          q[u] = v < nv ? __ldg(wv + v) : make_uint4(0u, 0u, 0u, 0u);
+        }
 #pragma unroll
-      for (int u = 0; u < kGemvUnroll; ++u) {
-        const int64_t v = base + u * 32;
-        if (v >= nv) break;
-        float wf[V];
-        unpack(q[u], wf, T());
-        const int64_t k = v * V;
+        for (int u = 0; u < kGemvUnroll; ++u) {
+          const int64_t v = base + u * 32;
+          if (v >= nv) break;
+          float wf[V];
+          unpack(q[u], wf, T());
+          const int64_t k = v * V;
 #pragma unroll
-        for (int m = 0; m < MR; ++m) {
-          const float4* xv = reinterpret_cast<const float4*>(x + m * ldx + k);
+          for (int m = 0; m < MR; ++m) {
+            const float4* xv = reinterpret_cast<const float4*>(xrow(m) + k);
 #pragma unroll
-          for (int h = 0; h < V / 4; ++h) {
-            const float4 t = xv[h];
-            acc[m] += wf[4 * h] * t.x + wf[4 * h + 1] * t.y + wf[4 * h + 2] * t.z +
-                      wf[4 * h + 3] * t.w;
+            for (int h = 0; h < V / 4; ++h) {
+              const float4 t = xv[h];
+              acc[m] += wf[4 * h] * t.x + wf[4 * h + 1] * t.y + wf[4 * h + 2] * t.z +
+                        wf[4 * h + 3] * t.w;
+            }
           }
         }
       }
-    }
-  } else {
-    for (int64_t k = lane; k < K; k += 32) {
-      const float wf = to_f32(wrow[k]);
+    } else {
+      for (int64_t k = lane; k < K; k += 32) {
+        const float wf = to_f32(wrow[k]);
 #pragma unroll
-      for (int m = 0; m < MR; ++m) acc[m] += wf * x[m * ldx + k];
+        for (int m = 0; m < MR; ++m) acc[m] += wf * xrow(m)[k];
+      }
     }
-  }
 
 #pragma unroll
-  for (int m = 0; m < MR; ++m) acc[m] = warp_sum(acc[m]);
-  if (lane == 0) {
-    const float b = bias != nullptr ? bias[n] : 0.0f;
+    for (int m = 0; m < MR; ++m) acc[m] = warp_sum(acc[m]);
+    if (lane == 0) {
+      const float b = bias != nullptr ? bias[n] : 0.0f;
 #pragma unroll
-    for (int m = 0; m < MR; ++m) y[m * ldy + n] = acc[m] + b;
-  }
+      for (int m = 0; m < MR; ++m) {
+        if constexpr (kSeg) {
+          if (m < mr) y[out_row(seg, p + m) * ldy + n] = act_f(seg.act, acc[m] + b);
+        } else {
+          y[m * ldy + n] = acc[m] + b;
+        }
+      }
+    }
+  }  // chunk loop
 }
 
 // ---- tensor-core GEMM (f16/bf16 W) --------------------------------------------------------------
@@ -163,11 +259,14 @@ static_assert(SMEM_BYTES >= (THREADS / 32) * 256 * 4, "epilogue scratch fits in 
 }  // namespace wm
 
 // x_vec: x is 16-B aligned and ldx % 4 == 0; w_vec: W is 16-B aligned and K % 8 == 0.
-template <typename T>
+// kSeg: blockIdx.x is a row tile of some group (find_tile); m0/M become the tile's start and its
+// group's end position, x rows are gathered through src (row indices resolved once, before the K
+// loop) and y rows scattered through dst with the activation.
+template <typename T, bool kSeg>
 __global__ void __launch_bounds__(wm::THREADS)
     gemm_wmma(const float* __restrict__ x, int64_t ldx, const uint16_t* __restrict__ w,
               const float* __restrict__ bias, float* __restrict__ y, int64_t ldy, int64_t M,
-              int64_t N, int64_t K, bool x_vec, bool w_vec) {
+              int64_t N, int64_t K, bool x_vec, bool w_vec, Segs seg) {
   using namespace nvcuda;
   using namespace wm;
   __shared__ __align__(128) unsigned char smem[SMEM_BYTES];
@@ -175,8 +274,21 @@ __global__ void __launch_bounds__(wm::THREADS)
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int warp_m = warp / WARPS_N, warp_n = warp % WARPS_N;
-  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM;
+  int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM;
   const int64_t n0 = static_cast<int64_t>(blockIdx.y) * BN;
+  [[maybe_unused]] int64_t xin[kSeg ? X_CHUNKS : 1];  // gathered x row of each chunk, -1: none
+  if constexpr (kSeg) {
+    int64_t g, r1;
+    if (!find_tile(seg, blockIdx.x, BM, g, m0, r1)) return;  // whole block, before any barrier
+    M = r1;
+    w += g * seg.w_stride;
+    if (bias != nullptr) bias += g * N;
+#pragma unroll
+    for (int c = 0; c < X_CHUNKS; ++c) {
+      const int64_t gm = m0 + (tid + c * THREADS) / (BK / 4);
+      xin[c] = gm < M ? in_row(seg, gm) : -1;
+    }
+  }
 
   uint2 xr[X_CHUNKS];  // next x tile: 4 converted halves per chunk
   uint4 wr[W_CHUNKS];  // next W tile: 8 halves per chunk
@@ -190,7 +302,9 @@ __global__ void __launch_bounds__(wm::THREADS)
       const int64_t gm = m0 + r, gk = k0 + kc;
       float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       if (gm < M) {
-        const float* src = x + gm * ldx + gk;
+        int64_t row = gm;
+        if constexpr (kSeg) row = xin[c];
+        const float* src = x + row * ldx + gk;
         if (x_vec && gk + 4 <= K) {
           const float4 t = *reinterpret_cast<const float4*>(src);
           v[0] = t.x; v[1] = t.y; v[2] = t.z; v[3] = t.w;
@@ -291,7 +405,11 @@ __global__ void __launch_bounds__(wm::THREADS)
       const int64_t rm = m0 + warp_m * WTM + i * 16, cn = n0 + warp_n * WTN + j * 16;
       for (int e = lane; e < 256; e += 32) {
         const int64_t gm = rm + e / 16, gn = cn + e % 16;
-        if (gm < M && gn < N) y[gm * ldy + gn] = scratch[e] + (bias != nullptr ? bias[gn] : 0.0f);
+        if (gm < M && gn < N) {
+          const float v = scratch[e] + (bias != nullptr ? bias[gn] : 0.0f);
+          if constexpr (kSeg) y[out_row(seg, gm) * ldy + gn] = act_f(seg.act, v);
+          else y[gm * ldy + gn] = v;
+        }
       }
       __syncwarp();  // reads done before the next fragment overwrites scratch
     }
@@ -310,17 +428,28 @@ static_assert(BM == BN && BM * BK / 4 == THREADS, "one float4 chunk of x and of 
 // float4s. A thread owns rows {ty*4..+3, 64+ty*4..+3} x cols {tx*4..+3, 64+tx*4..+3}: the split
 // keeps the float4 reads of a warp contiguous (conflict-free). x_vec / w_vec / y_vec: pointer
 // 16-B aligned and row stride % 4 == 0.
+// kSeg: as gemm_wmma (one x chunk per thread, so one gathered row index).
+template <bool kSeg>
 __global__ void __launch_bounds__(sg::THREADS, 2)
     gemm_f32(const float* __restrict__ x, int64_t ldx, const float* __restrict__ w,
              const float* __restrict__ bias, float* __restrict__ y, int64_t ldy, int64_t M,
-             int64_t N, int64_t K, bool x_vec, bool w_vec, bool y_vec) {
+             int64_t N, int64_t K, bool x_vec, bool w_vec, bool y_vec, Segs seg) {
   using namespace sg;
   __shared__ __align__(16) float xs[2][BK][LDS];
   __shared__ __align__(16) float ws[2][BK][LDS];
   const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
-  const int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM;
+  int64_t m0 = static_cast<int64_t>(blockIdx.x) * BM;
   const int64_t n0 = static_cast<int64_t>(blockIdx.y) * BN;
   const int lr = tid / 2, lk = (tid % 2) * 4;  // this thread's load chunk: row lr, k lk..lk+3
+  [[maybe_unused]] int64_t xin = -1;           // kSeg: gathered x row of the chunk, -1: none
+  if constexpr (kSeg) {
+    int64_t g, r1;
+    if (!find_tile(seg, blockIdx.x, BM, g, m0, r1)) return;  // whole block, before any barrier
+    M = r1;
+    w += g * seg.w_stride;
+    if (bias != nullptr) bias += g * N;
+    if (m0 + lr < M) xin = in_row(seg, m0 + lr);
+  }
 
   float xr[4], wr[4];
   auto load_chunk = [&](const float* base, int64_t ld, int64_t rows, int64_t r0, bool vec,
@@ -339,7 +468,23 @@ __global__ void __launch_bounds__(sg::THREADS, 2)
     }
   };
   auto load_tile = [&](int64_t k0) {
-    load_chunk(x, ldx, M, m0, x_vec, k0, xr);
+    if constexpr (kSeg) {  // the gathered row xin (-1: past the group's end, zeros)
+      const int64_t gk = k0 + lk;
+      xr[0] = xr[1] = xr[2] = xr[3] = 0.0f;
+      if (xin >= 0) {
+        const float* src = x + xin * ldx + gk;
+        if (x_vec && gk + 4 <= K) {
+          const float4 t = *reinterpret_cast<const float4*>(src);
+          xr[0] = t.x; xr[1] = t.y; xr[2] = t.z; xr[3] = t.w;
+        } else {
+#pragma unroll
+          for (int j = 0; j < 4; ++j)
+            if (gk + j < K) xr[j] = src[j];
+        }
+      }
+    } else {
+      load_chunk(x, ldx, M, m0, x_vec, k0, xr);
+    }
     load_chunk(w, K, N, n0, w_vec, k0, wr);
   };
   auto store_tile = [&](int buf) {
@@ -384,7 +529,9 @@ __global__ void __launch_bounds__(sg::THREADS, 2)
   for (int i = 0; i < 8; ++i) {
     const int64_t gm = m0 + (i < 4 ? ty * 4 + i : 64 + ty * 4 + (i - 4));
     if (gm >= M) continue;
-    float* yr = y + gm * ldy;
+    int64_t orow = gm;
+    if constexpr (kSeg) orow = out_row(seg, gm);
+    float* yr = y + orow * ldy;
 #pragma unroll
     for (int hc = 0; hc < 2; ++hc) {  // column group: tx*4 or 64 + tx*4
       const int64_t gn = n0 + hc * 64 + tx * 4;
@@ -393,6 +540,7 @@ __global__ void __launch_bounds__(sg::THREADS, 2)
       for (int j = 0; j < 4; ++j) {
         const bool in = gn + j < N;
         v[j] = acc[i][hc * 4 + j] + (in && bias != nullptr ? bias[gn + j] : 0.0f);
+        if constexpr (kSeg) v[j] = act_f(seg.act, v[j]);
       }
       if (y_vec && gn + 4 <= N) {
         *reinterpret_cast<float4*>(yr + gn) = make_float4(v[0], v[1], v[2], v[3]);
@@ -415,9 +563,30 @@ void launch_gemv_m(const float* x, int64_t ldx, const void* w, const float* bias
   const unsigned blocks = static_cast<unsigned>((N + kGemvWarps - 1) / kGemvWarps);
   const T* wt = static_cast<const T*>(w);
   if (vec)
-    gemv_kernel<T, MR, true><<<blocks, kGemvWarps * 32, 0, s>>>(x, ldx, wt, bias, y, ldy, N, K);
+    gemv_kernel<T, MR, true, false>
+        <<<blocks, kGemvWarps * 32, 0, s>>>(x, ldx, wt, bias, y, ldy, N, K, Segs{});
   else
-    gemv_kernel<T, MR, false><<<blocks, kGemvWarps * 32, 0, s>>>(x, ldx, wt, bias, y, ldy, N, K);
+    gemv_kernel<T, MR, false, false>
+        <<<blocks, kGemvWarps * 32, 0, s>>>(x, ldx, wt, bias, y, ldy, N, K, Segs{});
+}
+
+// Grouped GEMV: grid (N / kGemvWarps column blocks, G groups); rows in chunks of MR = 8 (the
+// dense GEMV's largest M), so each chunk keeps 8 accumulators per lane as the dense kernel does.
+template <typename T>
+void launch_grouped_gemv(const float* x, int64_t ldx, const void* w, const float* bias, float* y,
+                         int64_t ldy, int64_t N, int64_t K, const Segs& seg, cudaStream_t s) {
+  constexpr int V = 16 / static_cast<int>(sizeof(T));
+  // W[g] = w + g*N*K stays 16-B aligned when w is and K % V == 0.
+  const bool vec = aligned16(w) && K % V == 0 && aligned16(x) && ldx % 4 == 0;
+  const dim3 grid(static_cast<unsigned>((N + kGemvWarps - 1) / kGemvWarps),
+                  static_cast<unsigned>(seg.G));
+  const T* wt = static_cast<const T*>(w);
+  if (vec)
+    gemv_kernel<T, 8, true, true><<<grid, kGemvWarps * 32, 0, s>>>(x, ldx, wt, bias, y, ldy, N, K,
+                                                                   seg);
+  else
+    gemv_kernel<T, 8, false, true><<<grid, kGemvWarps * 32, 0, s>>>(x, ldx, wt, bias, y, ldy, N,
+                                                                    K, seg);
 }
 
 constexpr int64_t kGemvMaxM = 8;
@@ -440,6 +609,13 @@ void launch_gemv(const float* x, int64_t ldx, const void* w, const float* bias, 
 }
 
 constexpr int64_t kMaxGridX = 2147483647, kMaxGridY = 65535;
+
+// Grouped GEMMs with at most this many sorted rows (decode: tokens x k) take the grouped GEMV.
+// There each group's weight is streamed once per 8-row chunk (its tail chunks hit L2) and only the
+// groups in use are read; the 128-row tiles would instead pad every small group to 128 rows of
+// tensor-core work and launch few blocks (one row tile per used group and 128 columns). 64 rows
+// bound the worst case (all rows in one group) to 8 passes over one weight, mostly from L2.
+constexpr int64_t kGroupedGemvMaxN = 64;
 
 }  // namespace
 
@@ -476,19 +652,79 @@ Status gemm(const float* x, int64_t ldx, const void* w, DType wdt, const float* 
   if (wdt == DType::F32) {
     const bool w_vec = aligned16(w) && K % 4 == 0;
     const bool y_vec = aligned16(y) && ldy % 4 == 0;
-    gemm_f32<<<grid, sg::THREADS, 0, s>>>(x, ldx, static_cast<const float*>(w), bias, y, ldy, M,
-                                          N, K, x_vec, w_vec, y_vec);
+    gemm_f32<false><<<grid, sg::THREADS, 0, s>>>(x, ldx, static_cast<const float*>(w), bias, y,
+                                                 ldy, M, N, K, x_vec, w_vec, y_vec, Segs{});
     return check_launch("gemm (f32)");
   }
   const bool w_vec = aligned16(w) && K % 8 == 0;
   const auto* wbits = static_cast<const uint16_t*>(w);
   if (wdt == DType::F16)
-    gemm_wmma<__half><<<grid, wm::THREADS, 0, s>>>(x, ldx, wbits, bias, y, ldy, M, N, K, x_vec,
-                                                   w_vec);
+    gemm_wmma<__half, false><<<grid, wm::THREADS, 0, s>>>(x, ldx, wbits, bias, y, ldy, M, N, K,
+                                                          x_vec, w_vec, Segs{});
   else
-    gemm_wmma<__nv_bfloat16><<<grid, wm::THREADS, 0, s>>>(x, ldx, wbits, bias, y, ldy, M, N, K,
-                                                          x_vec, w_vec);
+    gemm_wmma<__nv_bfloat16, false><<<grid, wm::THREADS, 0, s>>>(x, ldx, wbits, bias, y, ldy, M,
+                                                                 N, K, x_vec, w_vec, Segs{});
   return check_launch("gemm (tensor core)");
+}
+
+Status grouped_gemm(const float* x, int64_t ldx, const int32_t* src, const void* w, DType wdt,
+                    const float* bias, const int32_t* offsets, int64_t G, int64_t n, int64_t N,
+                    int64_t K, Act act, float* y, int64_t ldy, const int32_t* dst, void* stream) {
+  if (n < 0 || n > INT32_MAX || G < 1 || N < 1 || K < 1 || ldx < K || ldy < N)
+    return make_error(Code::ARG, "grouped_gemm: bad sizes n=" + std::to_string(n) + " G=" +
+                                     std::to_string(G) + " N=" + std::to_string(N) + " K=" +
+                                     std::to_string(K) + " ldx=" + std::to_string(ldx) +
+                                     " ldy=" + std::to_string(ldy) +
+                                     " (n in [0, 2^31-1], G, N, K >= 1, ldx >= K, ldy >= N)");
+  const int a = static_cast<int>(act);
+  if (a < static_cast<int>(Act::NONE) || a > static_cast<int>(Act::SILU))
+    return make_error(Code::ARG, "grouped_gemm: bad activation " + std::to_string(a));
+  if (!is_float(wdt))
+    return make_error(Code::DTYPE, std::string("grouped_gemm: weights must be f32/f16/bf16, got ") +
+                                       dtype_name(wdt));
+  if (n == 0) return Status::Ok();
+  if (!x || !w || !y || !offsets) return make_error(Code::ARG, "grouped_gemm: null pointer");
+  auto s = static_cast<cudaStream_t>(stream);
+  const Segs seg{offsets, src, dst, G, n, N * K, a};
+
+  if (n <= kGroupedGemvMaxN) {
+    if ((N + kGemvWarps - 1) / kGemvWarps > kMaxGridX || G > kMaxGridY)
+      return make_error(Code::ARG, "grouped_gemm: N=" + std::to_string(N) + " G=" +
+                                       std::to_string(G) + " exceed the grid limits (G <= 65535)");
+    switch (wdt) {
+      case DType::F32: launch_grouped_gemv<float>(x, ldx, w, bias, y, ldy, N, K, seg, s); break;
+      case DType::F16: launch_grouped_gemv<__half>(x, ldx, w, bias, y, ldy, N, K, seg, s); break;
+      default: launch_grouped_gemv<__nv_bfloat16>(x, ldx, w, bias, y, ldy, N, K, seg, s); break;
+    }
+    return check_launch("grouped_gemm (gemv)");
+  }
+
+  // Row tiles on grid x: an upper bound on the tiles of all groups (see find_tile); the blocks
+  // past the last tile exit at once. N tiles on grid y, as the dense GEMM.
+  const int64_t tiles_m = n / 128 + (G < n ? G : n), tiles_n = (N + 127) / 128;
+  if (tiles_m > kMaxGridX || tiles_n > kMaxGridY)
+    return make_error(Code::ARG, "grouped_gemm: n=" + std::to_string(n) + " G=" +
+                                     std::to_string(G) + " N=" + std::to_string(N) +
+                                     " exceed the grid limits");
+  const dim3 grid(static_cast<unsigned>(tiles_m), static_cast<unsigned>(tiles_n));
+  const bool x_vec = aligned16(x) && ldx % 4 == 0;
+  // M is replaced by each tile's group end on the device; n is a valid placeholder.
+  if (wdt == DType::F32) {
+    const bool w_vec = aligned16(w) && K % 4 == 0;
+    const bool y_vec = aligned16(y) && ldy % 4 == 0;
+    gemm_f32<true><<<grid, sg::THREADS, 0, s>>>(x, ldx, static_cast<const float*>(w), bias, y, ldy,
+                                                n, N, K, x_vec, w_vec, y_vec, seg);
+    return check_launch("grouped_gemm (f32)");
+  }
+  const bool w_vec = aligned16(w) && K % 8 == 0;
+  const auto* wbits = static_cast<const uint16_t*>(w);
+  if (wdt == DType::F16)
+    gemm_wmma<__half, true><<<grid, wm::THREADS, 0, s>>>(x, ldx, wbits, bias, y, ldy, n, N, K,
+                                                         x_vec, w_vec, seg);
+  else
+    gemm_wmma<__nv_bfloat16, true><<<grid, wm::THREADS, 0, s>>>(x, ldx, wbits, bias, y, ldy, n, N,
+                                                                K, x_vec, w_vec, seg);
+  return check_launch("grouped_gemm (tensor core)");
 }
 
 }  // namespace mk::cuda
