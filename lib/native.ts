@@ -43,17 +43,22 @@ export interface NativeInfo {
 
 /** A native model plan (one per loaded model). */
 export interface NativeModel {
-  forward(tokens: NativeTensor, conv: NativeTensor | null, ssm: NativeTensor | null, slots: NativeTensor | null,
-    lastOnly: boolean, decode: boolean): Promise<NativeTensor>;
+  forward(tokens: NativeTensor, modality: NativeTensor | null, conv: NativeTensor | null, ssm: NativeTensor | null,
+    slots: NativeTensor | null, lastOnly: boolean, decode: boolean): Promise<NativeTensor>;
 }
 
-export interface MambaDims { D: number; L: number; V: number; N: number; E: number; K: number; R: number; eps: number }
+/** Model dims; M: modalities (1 unless Mixture-of-Mamba); Ne/topk/F/act/renorm: MoE blocks (0 when none). */
+export interface MambaDims {
+  D: number; L: number; V: number; N: number; E: number; K: number; R: number; eps: number;
+  M: number; Ne: number; topk: number; F: number; act: number; renorm: number;
+}
 
-export interface MambaLayerHandles {
-  norm: NativeTensor; in_proj: NativeTensor; in_proj_bias: NativeTensor | null; conv_w: NativeTensor;
+/** One block: kind 0 = Mamba (projections [out, in] or per modality [M, out, in]), 1 = MoE. */
+export type MambaLayerHandles = {
+  kind: 0; norm: NativeTensor; in_proj: NativeTensor; in_proj_bias: NativeTensor | null; conv_w: NativeTensor;
   conv_b: NativeTensor | null; x_proj: NativeTensor; dt_proj: NativeTensor; dt_bias: NativeTensor; A: NativeTensor;
   D: NativeTensor; out_proj: NativeTensor; out_proj_bias: NativeTensor | null;
-}
+} | { kind: 1; norm: NativeTensor; router: NativeTensor; w_in: NativeTensor; w_out: NativeTensor };
 
 interface Addon {
   tensorFrom(view: ArrayBufferView, srcDtype: number, dstDtype: number, shape: number[], device: string): NativeTensor;
@@ -65,7 +70,7 @@ interface Addon {
   setThreads(n: number): void;
   synchronize(): Promise<void>;
   mambaCreate(dims: MambaDims, weights: { embedding: NativeTensor; lm_head: NativeTensor; norm_f: NativeTensor;
-    layers: MambaLayerHandles[] }, device: string): NativeModel;
+    expert_counts: NativeTensor | null; layers: MambaLayerHandles[] }, device: string): NativeModel;
   /** Machine ceilings for the benchmark scripts (not part of the public API). */
   bench: {
     streamRead(mb: number): Promise<number>;

@@ -25,19 +25,19 @@ Status get_tensor(Napi::Env env, Napi::Object o, const char* k, Tensor* out) {
 
 class ForwardJob : public AsyncJob {
  public:
-  ForwardJob(std::shared_ptr<const MambaModel> m, Tensor tokens, bool has_state, MambaState st, Tensor slots,
-             bool last_only, bool decode)
-      : m_(std::move(m)), tokens_(std::move(tokens)), has_state_(has_state), st_(std::move(st)),
+  ForwardJob(std::shared_ptr<const MambaModel> m, Tensor tokens, Tensor modality, bool has_state, MambaState st,
+             Tensor slots, bool last_only, bool decode)
+      : m_(std::move(m)), tokens_(std::move(tokens)), modality_(std::move(modality)), has_state_(has_state), st_(std::move(st)),
         slots_(std::move(slots)), last_only_(last_only), decode_(decode) {}
   Status run() override {
-    return mamba_forward(*m_, tokens_, has_state_ ? &st_ : nullptr, slots_.storage ? &slots_ : nullptr, last_only_,
+    return mamba_forward(*m_, tokens_, modality_.storage ? &modality_ : nullptr, has_state_ ? &st_ : nullptr, slots_.storage ? &slots_ : nullptr, last_only_,
                          decode_, &out_);
   }
   Napi::Value result(Napi::Env env) override { return TensorWrap::wrap(env, out_); }
 
  private:
   std::shared_ptr<const MambaModel> m_;
-  Tensor tokens_;
+  Tensor tokens_, modality_;
   bool has_state_;
   MambaState st_;
   Tensor slots_;
@@ -54,18 +54,22 @@ class MambaWrap : public Napi::ObjectWrap<MambaWrap> {
   std::shared_ptr<const MambaModel> model;
 
  private:
-  // forward(tokens i32 [B, T], conv | null, ssm | null, slots i32 [B] | null, lastOnly, decode)
+  // forward(tokens i32 [B, T], modality i32 [B, T] | null, conv | null, ssm | null, slots i32 [B] | null,
+  //         lastOnly, decode)
   Napi::Value forward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 6) return rejected(env, make_error(Code::ARG, "forward(tokens, conv, ssm, slots, lastOnly, decode)"));
-    Tensor tokens, slots;
+    if (info.Length() < 7)
+      return rejected(env, make_error(Code::ARG, "forward(tokens, modality, conv, ssm, slots, lastOnly, decode)"));
+    Tensor tokens, modality, slots;
     MambaState st;
+    auto present = [&](int i) { return !info[i].IsNull() && !info[i].IsUndefined(); };
     Status s = TensorWrap::unwrap(env, info[0], "tokens", &tokens);
-    const bool has_state = !info[1].IsNull() && !info[1].IsUndefined();
-    if (s.ok() && has_state) s = TensorWrap::unwrap(env, info[1], "state.conv", &st.conv);
-    if (s.ok() && has_state) s = TensorWrap::unwrap(env, info[2], "state.ssm", &st.ssm);
-    if (s.ok() && !info[3].IsNull() && !info[3].IsUndefined()) s = TensorWrap::unwrap(env, info[3], "slots", &slots);
-    const bool last_only = info[4].ToBoolean().Value(), decode = info[5].ToBoolean().Value();
+    if (s.ok() && present(1)) s = TensorWrap::unwrap(env, info[1], "modality", &modality);
+    const bool has_state = present(2);
+    if (s.ok() && has_state) s = TensorWrap::unwrap(env, info[2], "state.conv", &st.conv);
+    if (s.ok() && has_state) s = TensorWrap::unwrap(env, info[3], "state.ssm", &st.ssm);
+    if (s.ok() && present(4)) s = TensorWrap::unwrap(env, info[4], "slots", &slots);
+    const bool last_only = info[5].ToBoolean().Value(), decode = info[6].ToBoolean().Value();
     if (s.ok() && (tokens.dtype != DType::I32 || tokens.ndim() != 2 || tokens.dim(0) < 1 || tokens.dim(1) < 1))
       s = make_error(Code::SHAPE, "mamba forward: tokens must be i32 [B >= 1, T >= 1], got " + tokens.desc());
     if (s.ok() && tokens.device() != model->dev)
@@ -79,11 +83,12 @@ class MambaWrap : public Napi::ObjectWrap<MambaWrap> {
     if (s.ok() && slots.storage && (slots.dtype != DType::I32 || slots.numel() != tokens.dim(0) || slots.device() != model->dev))
       s = make_error(Code::SHAPE, "mamba forward: slots must be i32 [B] on the model's device, got " + slots.desc());
     if (!s.ok()) return rejected(env, s);
-    return enqueue(env, std::make_unique<ForwardJob>(model, tokens, has_state, st, slots, last_only, decode));
+    return enqueue(env, std::make_unique<ForwardJob>(model, tokens, modality, has_state, st, slots, last_only, decode));
   }
 };
 
-// mambaCreate(dims {D, L, V, N, E, K, R, eps}, weights {embedding, lm_head, norm_f, layers: [{...}]}, device)
+// mambaCreate(dims {D, L, V, N, E, K, R, eps, M, Ne, topk, F, act, renorm},
+//             weights {embedding, lm_head, norm_f, expert_counts, layers: [{kind, ...}]}, device)
 Napi::Value MambaCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto m = std::make_shared<MambaModel>();
@@ -92,9 +97,15 @@ Napi::Value MambaCreate(const Napi::CallbackInfo& info) {
   if (s.ok()) s = parse_device(info[2].As<Napi::String>().Utf8Value(), &m->dev);
   Napi::Object dims = info[0].As<Napi::Object>(), w = info[1].As<Napi::Object>();
   for (auto [k, p] : {std::pair<const char*, int64_t*>{"D", &m->d.D}, {"L", &m->d.L}, {"V", &m->d.V}, {"N", &m->d.N},
-                      {"E", &m->d.E}, {"K", &m->d.K}, {"R", &m->d.R}})
+                      {"E", &m->d.E}, {"K", &m->d.K}, {"R", &m->d.R}, {"M", &m->d.M}, {"Ne", &m->d.Ne},
+                      {"topk", &m->d.topk}, {"F", &m->d.F}})
     if (s.ok()) s = get_dim(dims, k, p);
+  int64_t act = 0, renorm = 0;
+  if (s.ok()) s = get_dim(dims, "act", &act);
+  if (s.ok()) s = get_dim(dims, "renorm", &renorm);
+  m->d.act = static_cast<int>(act), m->d.renorm = renorm != 0;
   if (s.ok()) m->d.eps = static_cast<float>(dims.Get("eps").ToNumber().DoubleValue());
+  if (s.ok()) s = get_tensor(env, w, "expert_counts", &m->expert_counts);
   if (s.ok()) s = get_tensor(env, w, "embedding", &m->embedding);
   if (s.ok()) s = get_tensor(env, w, "lm_head", &m->lm_head);
   if (s.ok()) s = get_tensor(env, w, "norm_f", &m->norm_f);
@@ -106,10 +117,14 @@ Napi::Value MambaCreate(const Napi::CallbackInfo& info) {
     for (uint32_t i = 0; s.ok() && i < layers.Length(); ++i) {
       Napi::Object lo = layers.Get(i).As<Napi::Object>();
       MambaLayer& l = m->layers[i];
+      int64_t kind = 0;
+      s = get_dim(lo, "kind", &kind);
+      l.kind = kind == 1 ? BlockKind::MOE : BlockKind::MAMBA;
       for (auto [k, p] : {std::pair<const char*, Tensor*>{"norm", &l.norm}, {"in_proj", &l.in_proj},
                           {"in_proj_bias", &l.in_proj_bias}, {"conv_w", &l.conv_w}, {"conv_b", &l.conv_b},
                           {"x_proj", &l.x_proj}, {"dt_proj", &l.dt_proj}, {"dt_bias", &l.dt_bias}, {"A", &l.A},
-                          {"D", &l.Dskip}, {"out_proj", &l.out_proj}, {"out_proj_bias", &l.out_proj_bias}})
+                          {"D", &l.Dskip}, {"out_proj", &l.out_proj}, {"out_proj_bias", &l.out_proj_bias},
+                          {"router", &l.router}, {"w_in", &l.w_in}, {"w_out", &l.w_out}})
         if (s.ok()) s = get_tensor(env, lo, k, p);
     }
   }

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "core/tensor.h"
+#include "cpu/sparse.h"  // Act
 
 namespace mk {
 
@@ -29,6 +30,17 @@ class Backend {
                                 const float* A, const float* Bm, const float* Cm, int64_t ldbc, const float* D,
                                 const float* z, int64_t ldz, float* y, int64_t ldy, float* state,
                                 const int32_t* slots, int64_t B, int64_t T, int64_t E, int64_t N) = 0;
+  // Sparse blocks (definitions in cpu/sparse.h). group_sort raises *flag for an id outside [0, G)
+  // (CUDA; checked by reading it back when verify) or returns E_ARG (CPU). grouped_gemm: w [G, N, K].
+  virtual Status router_topk(const float* logits, int64_t T, int64_t G, int64_t k, bool renorm, int32_t* ids,
+                             float* weights, int32_t* counts) = 0;
+  virtual Status group_sort(const int32_t* gid, int64_t rows, int64_t k, int64_t G, int32_t* offsets, int32_t* src,
+                            int32_t* pos, int32_t* flag, bool verify) = 0;
+  virtual Status grouped_gemm(const float* x, int64_t ldx, const int32_t* src, const Tensor& w, const float* bias,
+                              const int32_t* offsets, int64_t n, Act act, float* y, int64_t ldy, const int32_t* dst) = 0;
+  virtual Status combine(const float* y, int64_t ldy, const int32_t* pos, const float* weights, int64_t T, int64_t k,
+                         int64_t D, float* out, int64_t ldo) = 0;
+  virtual Status swiglu(float* x, int64_t ld, int64_t n, int64_t F) = 0;
   // Waits for the device and reports a fault with the plan's name.
   virtual Status finish(const char* what) = 0;
 };

@@ -1,5 +1,6 @@
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
+#include "cpu/sparse.h"
 #include "cpu/ssm.h"
 #include "models/backend.h"
 
@@ -37,6 +38,29 @@ class CpuBackend : public Backend {
                         float* y, int64_t ldy, float* st, const int32_t* sl, int64_t B, int64_t T, int64_t E,
                         int64_t N) override {
     cpu::selective_scan(u, ldu, dt, lddt, dtb, A, Bm, Cm, ldbc, D, z, ldz, y, ldy, st, sl, B, T, E, N);
+    return Status::Ok();
+  }
+  Status router_topk(const float* l, int64_t T, int64_t G, int64_t k, bool renorm, int32_t* ids, float* w,
+                     int32_t* counts) override {
+    cpu::router_topk(l, T, G, k, renorm, ids, w, counts);
+    return Status::Ok();
+  }
+  Status group_sort(const int32_t* gid, int64_t rows, int64_t k, int64_t G, int32_t* off, int32_t* src, int32_t* pos,
+                    int32_t*, bool) override {
+    return cpu::group_sort(gid, rows, k, G, off, src, pos);
+  }
+  Status grouped_gemm(const float* x, int64_t ldx, const int32_t* src, const Tensor& w, const float* bias,
+                      const int32_t* off, int64_t n, Act act, float* y, int64_t ldy, const int32_t* dst) override {
+    cpu::grouped_gemm(x, ldx, src, w.raw(), w.dtype, bias, off, w.dim(0), n, w.dim(1), w.dim(2), act, y, ldy, dst);
+    return Status::Ok();
+  }
+  Status combine(const float* y, int64_t ldy, const int32_t* pos, const float* w, int64_t T, int64_t k, int64_t D,
+                 float* out, int64_t ldo) override {
+    cpu::combine(y, ldy, pos, w, T, k, D, out, ldo);
+    return Status::Ok();
+  }
+  Status swiglu(float* x, int64_t ld, int64_t n, int64_t F) override {
+    cpu::swiglu(x, ld, n, F);
     return Status::Ok();
   }
   Status finish(const char*) override { return Status::Ok(); }

@@ -2,6 +2,7 @@
 #include <string>
 
 #include "cuda/kernels.h"
+#include "cuda/sparse.cuh"
 #include "cuda/ssm.cuh"
 #include "models/backend.h"
 
@@ -44,6 +45,29 @@ class CudaBackend : public Backend {
                         int64_t N) override {
     return cuda::selective_scan(u, ldu, dt, lddt, dtb, A, Bm, Cm, ldbc, D, z, ldz, y, ldy, st, sl, B, T, E, N, stream_);
   }
+  Status router_topk(const float* l, int64_t T, int64_t G, int64_t k, bool renorm, int32_t* ids, float* w,
+                     int32_t* counts) override {
+    return cuda::router_topk(l, T, G, k, renorm, ids, w, counts, stream_);
+  }
+  Status group_sort(const int32_t* gid, int64_t rows, int64_t k, int64_t G, int32_t* off, int32_t* src, int32_t* pos,
+                    int32_t* flag, bool verify) override {
+    MK_RETURN_IF_ERROR(cuda::group_sort(gid, rows, k, G, off, src, pos, flag, stream_));
+    if (!verify) return Status::Ok();
+    int32_t bad = 0;  // the flag is shared with the embedding, which zeroed it and was checked already
+    MK_RETURN_IF_ERROR(gpu::copy_d2h(dev_, &bad, flag, sizeof bad));
+    if (bad) return make_error(Code::ARG, "a modality id is outside [0, " + std::to_string(G) + ")");
+    return Status::Ok();
+  }
+  Status grouped_gemm(const float* x, int64_t ldx, const int32_t* src, const Tensor& w, const float* bias,
+                      const int32_t* off, int64_t n, Act act, float* y, int64_t ldy, const int32_t* dst) override {
+    return cuda::grouped_gemm(x, ldx, src, w.raw(), w.dtype, bias, off, w.dim(0), n, w.dim(1), w.dim(2), act, y, ldy,
+                              dst, stream_);
+  }
+  Status combine(const float* y, int64_t ldy, const int32_t* pos, const float* w, int64_t T, int64_t k, int64_t D,
+                 float* out, int64_t ldo) override {
+    return cuda::combine(y, ldy, pos, w, T, k, D, out, ldo, stream_);
+  }
+  Status swiglu(float* x, int64_t ld, int64_t n, int64_t F) override { return cuda::swiglu(x, ld, n, F, stream_); }
   Status finish(const char* what) override {
     MK_RETURN_IF_ERROR(gpu::last_launch_error(what));
     return gpu::synchronize(dev_);

@@ -32,7 +32,9 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
   }
   const type = isRecord(json) ? json.model_type : undefined;
   switch (type) {
-    case 'mamba': {
+    case 'mamba':
+    case 'moe_mamba':
+    case 'mixture_of_mamba': {
       const cfg = parseMambaConfig(json, cfgFile);
       const ckpt = await openCheckpoint(dir, { onProgress: opts.onProgress });
       const V = validateMambaCheckpoint(cfg, ckpt);
@@ -44,6 +46,6 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
       return model;
     }
     default:
-      throw new MambakitError('E_FORMAT', `${cfgFile}: unknown model_type ${JSON.stringify(type)} (supported: "mamba")`);
+      throw new MambakitError('E_FORMAT', `${cfgFile}: unknown model_type ${JSON.stringify(type)} (supported: "mamba", "moe_mamba", "mixture_of_mamba")`);
   }
 }

@@ -1,19 +1,33 @@
-// Dense Mamba-1 language model (FORMATS.md §1): weights loaded from a Hugging Face checkpoint, run as
-// one native plan per call (embedding → L × [rmsnorm → in_proj → conv → x_proj → dt_proj → scan →
-// out_proj] → norm_f → lm_head), with no crossing back to JS between ops.
+// Mamba-family language models — dense Mamba-1 (FORMATS.md §1), MoE-Mamba (§2) and Mixture-of-Mamba
+// (§3) — loaded from checkpoints and run as one native plan per call (embedding → L blocks → norm_f →
+// lm_head), with no crossing back to JS between ops. A Mamba block is rmsnorm → in_proj → conv →
+// x_proj → dt_proj → scan → out_proj (projections per modality in Mixture-of-Mamba); a MoE block is
+// rmsnorm → router → top-k → grouped expert FFNs → weighted combine.
 import { MambakitError } from '../errors';
-import { MambaConfig } from '../io/mamba-config';
+import { ExpertActivation, MambaConfig } from '../io/mamba-config';
 import { Checkpoint } from '../io/safetensors';
 import { MambaLayerHandles, NativeModel, addon, call } from '../native';
 import { Device, Tensor } from '../tensor';
 import type { GenerateChunk, GenerateOptions, GenerateResult } from '../generate/request';
 import { BatchScheduler, SchedulerOptions } from '../generate/scheduler';
 import type { Tokenizer } from '../tokenizer';
-import { TokenBatch, tokenTensor } from './tokens';
+import { ModalityBatch, TokenBatch, modalityTensor, tokenTensor } from './tokens';
 
 export type WeightDType = 'f32' | 'f16' | 'bf16';
 
-/** Recurrent state of `batch` sequences: conv windows [L, B, K-1, E] and SSM states [L, B, N, E]. */
+// Expert activations as the native plan numbers them (Act in csrc/cpu/sparse.h; SwiGLU is kSwiGLU).
+const ACT_IDS: Record<ExpertActivation, number> = { relu: 1, gelu: 2, silu: 3, swiglu: 100 };
+
+/** Per-call options of forward / prefill / step. */
+export interface MambaCallOptions {
+  /**
+   * Modality id (or name from config.modality_names) per token: [B][T] for forward/prefill, [B] for
+   * step. Mixture-of-Mamba only; a model with one modality defaults to it.
+   */
+  modalities?: ModalityBatch;
+}
+
+/** Recurrent state of `batch` sequences: conv windows [Lm, B, K-1, E] and SSM states [Lm, B, N, E] for the Lm Mamba blocks. */
 export class MambaState {
   constructor(readonly conv: Tensor, readonly ssm: Tensor, readonly batch: number) {}
   dispose(): void {
@@ -28,6 +42,7 @@ export class MambaState {
 export class MambaLM {
   readonly #native: NativeModel;
   readonly #weights: Tensor[];
+  readonly #counts: Tensor | null;
   /** The checkpoint's tokenizer.json, when it has one (set by loadModel). */
   tokenizer: Tokenizer | null = null;
   #scheduler: BatchScheduler | null = null;
@@ -39,9 +54,42 @@ export class MambaLM {
     readonly dtype: WeightDType,
     native: NativeModel,
     weights: Tensor[],
+    counts: Tensor | null,
   ) {
     this.#native = native;
     this.#weights = weights;
+    this.#counts = counts;
+  }
+
+  /** Number of Mamba blocks (the ones that keep recurrent state). */
+  get stateLayers(): number {
+    return this.config.layerTypes.filter((t) => t === 'mamba').length;
+  }
+
+  /**
+   * Tokens routed to each expert, per MoE block ([block][expert]), summed over every call since load
+   * (MoE-Mamba; empty otherwise). Take two snapshots and subtract for one run's load histogram.
+   */
+  async expertLoad(): Promise<number[][]> {
+    if (!this.#counts) return [];
+    const [blocks, experts] = this.#counts.shape;
+    const c = await this.#counts.data();
+    return Array.from({ length: blocks }, (_, b) => Array.from(c.subarray(b * experts, (b + 1) * experts)));
+  }
+
+  // i32 modality ids shaped like the tokens, or null for models without per-modality projections.
+  #modalities(opts: MambaCallOptions | undefined, shape: readonly number[], what: string): Tensor | null {
+    const mc = this.config.modalities;
+    if (!mc) {
+      if (opts?.modalities !== undefined)
+        throw new MambakitError('E_ARG', `${what}: modalities given, but this ${this.config.modelType} model has none (Mixture-of-Mamba only)`);
+      return null;
+    }
+    if (opts?.modalities === undefined) {
+      if (mc.count === 1 || mc.specific.length === 0) return Tensor.from(new Int32Array(shape[0] * shape[1]), [shape[0], shape[1]], { device: this.device });
+      throw new MambakitError('E_ARG', `${what}: this Mixture-of-Mamba model needs modalities (one of ${mc.names.join(', ')} per token)`);
+    }
+    return modalityTensor(opts.modalities, mc.names, shape, this.device, what);
   }
 
   /** Loads every tensor (GEMM weights and the embedding in `dtype`, the rest f32) onto `device`. */
@@ -60,6 +108,16 @@ export class MambaLM {
       const layers: MambaLayerHandles[] = [];
       for (let i = 0; i < cfg.numLayers; ++i) {
         const p = `backbone.layers.${i}.`;
+        if (cfg.layerTypes[i] === 'moe') {
+          layers.push({
+            kind: 1,
+            norm: (await load(`${p}norm.weight`, 'f32')).handle,
+            router: (await load(`${p}moe.router.weight`, 'f32')).handle, // f32 in every dtype: routing must not flip
+            w_in: (await load(`${p}moe.experts.w_in`, dtype)).handle,
+            w_out: (await load(`${p}moe.experts.w_out`, dtype)).handle,
+          });
+          continue;
+        }
         // A = −exp(A_log), stored transposed [N, E] so the scan reads channels contiguously
         const aLog = await ckpt.load(`${p}mixer.A_log`, { dtype: 'f32' });
         const a = (await aLog.data()) as Float32Array;
@@ -69,6 +127,7 @@ export class MambaLM {
         const A = Tensor.from(At, [N, E], { device });
         owned.push(A);
         layers.push({
+          kind: 0,
           norm: (await load(`${p}norm.weight`, 'f32')).handle,
           in_proj: (await load(`${p}mixer.in_proj.weight`, dtype)).handle,
           in_proj_bias: (await opt(`${p}mixer.in_proj.bias`, 'f32'))?.handle ?? null,
@@ -83,13 +142,24 @@ export class MambaLM {
           out_proj_bias: (await opt(`${p}mixer.out_proj.bias`, 'f32'))?.handle ?? null,
         });
       }
+      const moeLayers = cfg.layerTypes.filter((t) => t === 'moe').length;
+      const moe = cfg.moe;
+      let counts: Tensor | null = null;
+      if (moe && moeLayers > 0) {
+        counts = Tensor.from(new Int32Array(moeLayers * moe.numExperts), [moeLayers, moe.numExperts], { device });
+        owned.push(counts);
+      }
       const normF = await load('backbone.norm_f.weight', 'f32');
       const native = call(() => addon.mambaCreate(
-        { D, L: cfg.numLayers, V, N, E, K: cfg.convKernel, R: cfg.timeStepRank, eps: cfg.layerNormEpsilon },
-        { embedding: embedding.handle, lm_head: lmHead.handle, norm_f: normF.handle, layers },
+        {
+          D, L: cfg.numLayers, V, N, E, K: cfg.convKernel, R: cfg.timeStepRank, eps: cfg.layerNormEpsilon,
+          M: cfg.modalities?.count ?? 1, Ne: moe?.numExperts ?? 0, topk: moe?.topK ?? 0, F: moe?.intermediateSize ?? 0,
+          act: moe ? ACT_IDS[moe.activation] : 0, renorm: moe?.renormalize ? 1 : 0,
+        },
+        { embedding: embedding.handle, lm_head: lmHead.handle, norm_f: normF.handle, expert_counts: counts?.handle ?? null, layers },
         device,
       ));
-      return new MambaLM(cfg, V, device, dtype, native, owned);
+      return new MambaLM(cfg, V, device, dtype, native, owned, counts);
     } catch (e) {
       owned.forEach((t) => t.dispose());
       throw e;
@@ -97,19 +167,24 @@ export class MambaLM {
   }
 
   /** Logits for every position: [B, T, V]. No state is kept. */
-  async forward(tokens: TokenBatch): Promise<Tensor> {
+  async forward(tokens: TokenBatch, opts?: MambaCallOptions): Promise<Tensor> {
     const t = tokenTensor(tokens, this.vocabSize, this.device, 'forward');
+    let m: Tensor | null = null;
     try {
-      return Tensor.fromHandle(await call(() => this.#native.forward(t.handle, null, null, null, false, false)));
+      m = this.#modalities(opts, t.shape, 'forward');
+      const mh = m?.handle ?? null;
+      return Tensor.fromHandle(await call(() => this.#native.forward(t.handle, mh, null, null, null, false, false)));
     } finally {
       t.dispose();
+      m?.dispose();
     }
   }
 
   /** A fresh (zero) state for `batch` sequences. */
   newState(batch: number): MambaState {
     if (!Number.isInteger(batch) || batch < 1) throw new MambakitError('E_ARG', `newState: batch must be a positive integer, got ${batch}`);
-    const { numLayers: L, convKernel: K, intermediateSize: E, stateSize: N } = this.config;
+    const { convKernel: K, intermediateSize: E, stateSize: N } = this.config;
+    const L = this.stateLayers;
     const conv = Tensor.from(new Float32Array(L * batch * (K - 1) * E), [L, batch, K - 1, E], { device: this.device });
     const ssm = Tensor.from(new Float32Array(L * batch * N * E), [L, batch, N, E], { device: this.device });
     return new MambaState(conv, ssm, batch);
@@ -119,14 +194,18 @@ export class MambaLM {
    * Runs the prompts through, advancing `state`; returns the last position's logits [B, V]. With
    * `slots`, row b uses the state of sequence slots[b] (see step()).
    */
-  async prefill(tokens: TokenBatch, state: MambaState, opts: { slots?: readonly number[] | Int32Array } = {}): Promise<Tensor> {
+  async prefill(tokens: TokenBatch, state: MambaState, opts: MambaCallOptions & { slots?: readonly number[] | Int32Array } = {}): Promise<Tensor> {
     const t = tokenTensor(tokens, this.vocabSize, this.device, 'prefill');
-    const slots = opts.slots === undefined ? null : this.#slotTensor(opts.slots, t.shape[0], state, 'prefill');
+    let slots: Tensor | null = null, m: Tensor | null = null;
     try {
-      return Tensor.fromHandle(await call(() => this.#native.forward(t.handle, state.conv.handle, state.ssm.handle, slots?.handle ?? null, true, false)));
+      slots = opts.slots === undefined ? null : this.#slotTensor(opts.slots, t.shape[0], state, 'prefill');
+      m = this.#modalities(opts, t.shape, 'prefill');
+      const [sh, mh] = [slots?.handle ?? null, m?.handle ?? null];
+      return Tensor.fromHandle(await call(() => this.#native.forward(t.handle, mh, state.conv.handle, state.ssm.handle, sh, true, false)));
     } finally {
       t.dispose();
       slots?.dispose();
+      m?.dispose();
     }
   }
 
@@ -147,16 +226,23 @@ export class MambaLM {
    * uses the state of sequence slots[b] (distinct, in [0, state.batch)): a continuous-batching
    * scheduler steps any subset of its sequences without moving their states.
    */
-  async step(tokenIds: readonly number[] | Int32Array, state: MambaState, opts: { slots?: readonly number[] | Int32Array } = {}): Promise<Tensor> {
+  async step(
+    tokenIds: readonly number[] | Int32Array, state: MambaState,
+    opts: { slots?: readonly number[] | Int32Array; modalities?: readonly (number | string)[] | Int32Array } = {},
+  ): Promise<Tensor> {
     const ids = Int32Array.from(tokenIds);
-    const slots = opts.slots === undefined ? null : this.#slotTensor(opts.slots, ids.length, state, 'step');
     const t = tokenTensor({ data: ids, shape: [ids.length, 1] }, this.vocabSize, this.device, 'step');
+    let slots: Tensor | null = null, m: Tensor | null = null;
     try {
-      const s = slots;
-      return Tensor.fromHandle(await call(() => this.#native.forward(t.handle, state.conv.handle, state.ssm.handle, s ? s.handle : null, true, true)));
+      slots = opts.slots === undefined ? null : this.#slotTensor(opts.slots, ids.length, state, 'step');
+      const mods = opts.modalities === undefined ? undefined : Array.from(opts.modalities as ArrayLike<number | string>, (v) => [v]);
+      m = this.#modalities({ modalities: mods }, t.shape, 'step');
+      const [sh, mh] = [slots?.handle ?? null, m?.handle ?? null];
+      return Tensor.fromHandle(await call(() => this.#native.forward(t.handle, mh, state.conv.handle, state.ssm.handle, sh, true, true)));
     } finally {
       t.dispose();
       slots?.dispose();
+      m?.dispose();
     }
   }
 

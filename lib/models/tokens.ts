@@ -29,3 +29,33 @@ export function tokenTensor(tokens: TokenBatch, vocab: number, device: Device, w
       throw new MambakitError('E_ARG', `${what}: token id ${data[i]} at [${Math.floor(i / T)}, ${i % T}] is outside [0, ${vocab})`);
   return Tensor.from(data, [B, T], { device });
 }
+
+/** Modality ids (numbers, or names from config.modality_names) per token: [B][T], or a flat Int32Array with its shape. */
+export type ModalityBatch = readonly (readonly (number | string)[])[] | { data: Int32Array; shape: readonly [number, number] };
+
+/** Validates modality ids (or names) against `names` and the tokens' [B, T] shape → i32 [B, T] on `device`. */
+export function modalityTensor(mods: ModalityBatch, names: readonly string[], shape: readonly number[], device: Device, what: string): Tensor {
+  const [B, T] = shape;
+  let data: Int32Array;
+  if (Array.isArray(mods)) {
+    const rows = mods as readonly (readonly (number | string)[])[];
+    if (rows.length !== B || rows.some((r) => !Array.isArray(r) || r.length !== T))
+      throw new MambakitError('E_SHAPE', `${what}: modalities must be [${B}][${T}] like the tokens, got ${rows.length} rows of lengths ${rows.map((r) => (Array.isArray(r) ? r.length : typeof r)).join(', ')}`);
+    data = new Int32Array(B * T);
+    rows.forEach((r, b) => r.forEach((v, t) => {
+      const id = typeof v === 'string' ? names.indexOf(v) : v;
+      if (!(Number.isInteger(id) && id >= 0 && id < names.length))
+        throw new MambakitError('E_ARG', `${what}: modality ${JSON.stringify(v)} at [${b}, ${t}] is not one of 0..${names.length - 1} (${names.join(', ')})`);
+      data[b * T + t] = id;
+    }));
+  } else {
+    const m = mods as { data: Int32Array; shape: readonly [number, number] };
+    if (!(m.data instanceof Int32Array) || m.shape[0] !== B || m.shape[1] !== T || m.data.length !== B * T)
+      throw new MambakitError('E_SHAPE', `${what}: modalities must be an Int32Array of shape [${B}, ${T}] like the tokens`);
+    data = m.data;
+    for (let i = 0; i < data.length; ++i)
+      if (!(data[i] >= 0 && data[i] < names.length))
+        throw new MambakitError('E_ARG', `${what}: modality ${data[i]} at [${Math.floor(i / T)}, ${i % T}] is outside [0, ${names.length})`);
+  }
+  return Tensor.from(data, [B, T], { device });
+}
