@@ -15,6 +15,8 @@ export interface GenerateOptions extends SampleOptions {
   /** Generation ends before any of these strings; the string is not emitted. */
   stop?: readonly string[];
   signal?: AbortSignal;
+  /** Mixture-of-Mamba: the modality (id or name) of the prompt and the generated tokens. */
+  modality?: number | string;
 }
 
 export interface GenerateChunk {

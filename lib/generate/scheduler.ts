@@ -20,6 +20,7 @@ export interface SchedulerOptions {
 // A request plus the hand-off to its consumer (chunks queued until pulled).
 class Job {
   slot = -1;
+  modality = 0; // Mixture-of-Mamba modality id of every token of this request
   last = -1;
   cancelled = false;
   readonly chunks: GenerateChunk[] = [];
@@ -64,6 +65,7 @@ export class BatchScheduler {
     for (const id of job.req.promptIds)
       if (!(Number.isInteger(id) && id >= 0 && id < this.model.vocabSize))
         throw new MambakitError('E_ARG', `generate: token id ${id} is outside [0, ${this.model.vocabSize})`);
+    job.modality = this.#modalityOf(job.req.opts.modality);
     if (this.full) throw new MambakitError('E_ARG', `generate: queue is full (${this.#pending.length} waiting for ${this.load.freeSlots} free slots + ${this.maxQueue} queue places)`);
     this.#pending.push(job);
     this.#kick();
@@ -78,6 +80,23 @@ export class BatchScheduler {
     } finally {
       job.cancelled = true; // a consumer that stops pulling frees its slot at the next step
     }
+  }
+
+  // The request's modality id, checked before it joins a batch (a bad one must fail alone).
+  #modalityOf(m: number | string | undefined): number {
+    const mc = this.model.config.modalities;
+    if (!mc) {
+      if (m !== undefined) throw new MambakitError('E_ARG', `generate: modality given, but this ${this.model.config.modelType} model has none`);
+      return 0;
+    }
+    if (m === undefined) {
+      if (mc.count === 1 || mc.specific.length === 0) return 0;
+      throw new MambakitError('E_ARG', `generate: this Mixture-of-Mamba model needs a modality (one of ${mc.names.join(', ')})`);
+    }
+    const id = typeof m === 'string' ? mc.names.indexOf(m) : m;
+    if (!(Number.isInteger(id) && id >= 0 && id < mc.count))
+      throw new MambakitError('E_ARG', `generate: modality ${JSON.stringify(m)} is not one of 0..${mc.count - 1} (${mc.names.join(', ')})`);
+    return id;
   }
 
   #kick(): void {
@@ -110,7 +129,8 @@ export class BatchScheduler {
         job.slot = this.#free.pop() as number;
         await zeroSlot(pool.conv, job.slot);
         await zeroSlot(pool.ssm, job.slot);
-        const logits = await this.model.prefill([job.req.promptIds], pool, { slots: [job.slot] });
+        const modalities = this.model.config.modalities ? [job.req.promptIds.map(() => job.modality)] : undefined;
+        const logits = await this.model.prefill([job.req.promptIds], pool, { slots: [job.slot], modalities });
         this.#active.push(job);
         await this.#advance(job, logits);
         logits.dispose();
@@ -119,7 +139,8 @@ export class BatchScheduler {
       if (this.#active.length === 0) continue;
       // one decode step for everyone running
       const batch = this.#active;
-      const logits = await this.model.step(batch.map((j) => j.last), pool, { slots: batch.map((j) => j.slot) });
+      const modalities = this.model.config.modalities ? batch.map((j) => j.modality) : undefined;
+      const logits = await this.model.step(batch.map((j) => j.last), pool, { slots: batch.map((j) => j.slot), modalities });
       // requests with the same sampling options draw in one call, each with its own (seed, step) key
       const groups = new Map<string, number[]>();
       batch.forEach((j, b) => {
