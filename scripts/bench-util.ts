@@ -1,41 +1,9 @@
 // Shared by the benchmark scripts: machine description, timing, results files.
-import { execSync } from 'child_process';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
 
-import { info } from '../lib';
-
-export interface Machine {
-  date: string;
-  commit: string;
-  cpu: string;
-  cores: number;
-  threads: number;
-  cpuFeatures: string;
-  memoryGiB: number;
-  gpus: string[];
-  node: string;
-}
-
-export function machine(): Machine {
-  let commit = 'unknown';
-  try {
-    commit = execSync('git rev-parse --short HEAD', { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
-  } catch { /* not a git checkout */ }
-  const i = info();
-  return {
-    date: new Date().toISOString(),
-    commit,
-    cpu: os.cpus()[0]?.model ?? 'unknown',
-    cores: os.cpus().length,
-    threads: i.threads,
-    cpuFeatures: i.cpuFeatures,
-    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-    gpus: i.gpus.map((g) => `${g.name} (${(g.memoryBytes / 2 ** 30).toFixed(0)} GiB, cc ${g.computeCapability})`),
-    node: process.version,
-  };
-}
+export { machine } from '../lib/bench/machine';
+export type { Machine } from '../lib/bench/machine';
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
