@@ -70,8 +70,11 @@ class MambaWrap : public Napi::ObjectWrap<MambaWrap> {
     if (s.ok() && has_state) s = TensorWrap::unwrap(env, info[3], "state.ssm", &st.ssm);
     if (s.ok() && present(4)) s = TensorWrap::unwrap(env, info[4], "slots", &slots);
     const bool last_only = info[5].ToBoolean().Value(), decode = info[6].ToBoolean().Value();
-    if (s.ok() && (tokens.dtype != DType::I32 || tokens.ndim() != 2 || tokens.dim(0) < 1 || tokens.dim(1) < 1))
-      s = make_error(Code::SHAPE, "mamba forward: tokens must be i32 [B >= 1, T >= 1], got " + tokens.desc());
+    const bool ids = tokens.dtype == DType::I32 && tokens.ndim() == 2;
+    const bool embeds = tokens.dtype == DType::F32 && tokens.ndim() == 3 && tokens.dim(2) == model->d.D;
+    if (s.ok() && (!(ids || embeds) || tokens.dim(0) < 1 || tokens.dim(1) < 1))
+      s = make_error(Code::SHAPE, "mamba forward: inputs must be token ids i32 [B >= 1, T >= 1] or embeddings f32 [B, T, D=" +
+                                      std::to_string(model->d.D) + "], got " + tokens.desc());
     if (s.ok() && tokens.device() != model->dev)
       s = make_error(Code::DEVICE, "mamba forward: tokens on " + tokens.device().str() + ", model on " + model->dev.str());
     if (s.ok() && decode && tokens.dim(1) != 1) s = make_error(Code::SHAPE, "mamba step: one token per sequence, got " + tokens.desc());

@@ -41,6 +41,8 @@ class Backend {
   virtual Status combine(const float* y, int64_t ldy, const int32_t* pos, const float* weights, int64_t T, int64_t k,
                          int64_t D, float* out, int64_t ldo) = 0;
   virtual Status swiglu(float* x, int64_t ld, int64_t n, int64_t F) = 0;
+  // dst[0, n) = src[0, n) (device memory, queued on the backend's stream).
+  virtual Status copy(float* dst, const float* src, int64_t n) = 0;
   // Waits for the device and reports a fault with the plan's name.
   virtual Status finish(const char* what) = 0;
 };

@@ -68,6 +68,9 @@ class CudaBackend : public Backend {
     return cuda::combine(y, ldy, pos, w, T, k, D, out, ldo, stream_);
   }
   Status swiglu(float* x, int64_t ld, int64_t n, int64_t F) override { return cuda::swiglu(x, ld, n, F, stream_); }
+  Status copy(float* dst, const float* src, int64_t n) override {
+    return gpu::copy_d2d(dev_, dst, src, static_cast<size_t>(n) * sizeof(float));
+  }
   Status finish(const char* what) override {
     MK_RETURN_IF_ERROR(gpu::last_launch_error(what));
     return gpu::synchronize(dev_);

@@ -181,7 +181,8 @@ Status moe_block(const MambaModel& m, const MambaLayer& l, int64_t moe_index, Ba
 
 // Queues the whole forward on `be`: no allocation and no host sync (unless verify_ids), so a decode
 // step can be captured into a CUDA graph. conv/ssm: state bases for S slots, or null.
-Status launch(const MambaModel& m, Backend& be, const Workspace& ws, const int32_t* tokens, const int32_t* modality,
+Status launch(const MambaModel& m, Backend& be, const Workspace& ws, const int32_t* tokens, const float* embeds,
+              const int32_t* modality,
               int64_t B, int64_t T, float* conv, float* ssm, int64_t S, const int32_t* slots, bool last_only,
               bool decode, float* logits, bool verify_ids) {
   const MambaDims& d = m.d;
@@ -189,7 +190,9 @@ Status launch(const MambaModel& m, Backend& be, const Workspace& ws, const int32
   float *h = ws.h.ptr<float>(), *res = ws.res.ptr<float>(), *xn = ws.xn.ptr<float>(), *xz = ws.xz.ptr<float>();
   float *u = ws.u.ptr<float>(), *xdbl = ws.xdbl.ptr<float>(), *dt = ws.dt.ptr<float>();
   // res = embedding(tokens): the residual stream; h holds each block's output until the next adds it
-  MK_RETURN_IF_ERROR(be.embedding(tokens, BT, m.embedding, res, ws.flag.ptr<int32_t>(), verify_ids));
+  // (or the caller's input embeddings, e.g. continuous image latents)
+  MK_RETURN_IF_ERROR(embeds ? be.copy(res, embeds, BT * d.D)
+                            : be.embedding(tokens, BT, m.embedding, res, ws.flag.ptr<int32_t>(), verify_ids));
   // Mixture-of-Mamba: bucket the rows by modality once; every per-modality projection reuses it
   const bool stacked = ws.moff.storage != nullptr;
   const int32_t* moff = stacked ? ws.moff.ptr<int32_t>() : nullptr;
@@ -295,7 +298,7 @@ Status decode_with_graph(const MambaModel& m, Backend& be, const Tensor& tokens,
   if (slot_ids) MK_RETURN_IF_ERROR(gpu::copy_d2d(dev, g->slots.raw(), slot_ids->raw(), slot_ids->nbytes()));
   if (fresh) {
     MK_RETURN_IF_ERROR(gpu::capture_begin(dev));
-    Status s = launch(m, be, g->ws, g->tokens.ptr<int32_t>(), modality ? g->modality.ptr<int32_t>() : nullptr, B, 1, st.conv.ptr<float>(), st.ssm.ptr<float>(), S,
+    Status s = launch(m, be, g->ws, g->tokens.ptr<int32_t>(), nullptr, modality ? g->modality.ptr<int32_t>() : nullptr, B, 1, st.conv.ptr<float>(), st.ssm.ptr<float>(), S,
                       slot_ids ? g->slots.ptr<int32_t>() : nullptr, true, true, g->logits.ptr<float>(), false);
     Status e = gpu::capture_end(dev, &g->exec);
     MK_RETURN_IF_ERROR(s);
@@ -318,19 +321,21 @@ Status mamba_forward(const MambaModel& m, const Tensor& tokens, const Tensor* mo
   if (!has_stacked(m)) modality = nullptr;  // only per-modality projections read it
   else if (!modality)
     return make_error(Code::ARG, "mamba: this model has per-modality projections: modality ids are required");
-  else if (modality->dtype != DType::I32 || modality->numel() != tokens.numel() || modality->device() != m.dev)
-    return make_error(Code::SHAPE, "mamba: modality ids must be i32 " + shape_str(tokens.shape) + " on " + m.dev.str() +
+  else if (modality->dtype != DType::I32 || modality->numel() != B * T || modality->device() != m.dev)
+    return make_error(Code::SHAPE, "mamba: modality ids must be i32 [" + std::to_string(B) + ", " + std::to_string(T) + "] on " + m.dev.str() +
                                        " (one per token), got " + modality->desc());
   std::unique_ptr<Backend> be;
   MK_RETURN_IF_ERROR(make_backend(m.dev, &be));
   int64_t S = 0;
   if (state) MK_RETURN_IF_ERROR(mamba_validate_state(m, *state, &S));
-  if (decode && state && m.dev.is_cuda() && graphs_enabled())
+  const bool embeds = tokens.dtype == DType::F32;  // input embeddings [B, T, D] instead of token ids
+  if (decode && state && !embeds && m.dev.is_cuda() && graphs_enabled())
     return decode_with_graph(m, *be, tokens, modality, *state, S, slot_ids, logits);
   Workspace ws;
   MK_RETURN_IF_ERROR(ws.create(m, B * T));
   MK_RETURN_IF_ERROR(Tensor::create(m.dev, DType::F32, last_only ? Shape{B, m.d.V} : Shape{B, T, m.d.V}, logits));
-  MK_RETURN_IF_ERROR(launch(m, *be, ws, tokens.ptr<int32_t>(), modality ? modality->ptr<int32_t>() : nullptr, B, T, state ? state->conv.ptr<float>() : nullptr,
+  MK_RETURN_IF_ERROR(launch(m, *be, ws, embeds ? nullptr : tokens.ptr<int32_t>(), embeds ? tokens.ptr<float>() : nullptr,
+                            modality ? modality->ptr<int32_t>() : nullptr, B, T, state ? state->conv.ptr<float>() : nullptr,
                             state ? state->ssm.ptr<float>() : nullptr, S, slot_ids ? slot_ids->ptr<int32_t>() : nullptr,
                             last_only, decode, logits->ptr<float>(), true));
   return be->finish("mamba forward");

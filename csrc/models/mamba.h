@@ -79,7 +79,8 @@ Status mamba_validate(MambaModel& m);
 // Checks a state against the model (E_SHAPE "state from another model") and returns its slot count.
 Status mamba_validate_state(const MambaModel& m, const MambaState& s, int64_t* slots);
 
-// tokens: i32 [B, T] on the model's device. modality: i32 [B, T] ids in [0, M) (required
+// tokens: i32 [B, T] on the model's device, or input embeddings f32 [B, T, D] (continuous inputs such as
+// image latents; never captured into a CUDA graph). modality: i32 [B, T] ids in [0, M) (required
 // when a projection is per modality, else ignored). state: null (zero history, nothing kept) or a state whose
 // slots hold the sequences (slot_ids i32 [B] on the device, or null for slot b = row b).
 // decode: T must be 1; uses the rolling conv update. Output: logits [B, T, V] (all positions) or

@@ -166,16 +166,28 @@ export class MambaLM {
     }
   }
 
-  /** Logits for every position: [B, T, V]. No state is kept. */
-  async forward(tokens: TokenBatch, opts?: MambaCallOptions): Promise<Tensor> {
-    const t = tokenTensor(tokens, this.vocabSize, this.device, 'forward');
+  // Token ids → a fresh i32 tensor (owned); an f32 [B, T, D] Tensor of input embeddings passes through.
+  #inputs(tokens: TokenBatch | Tensor, what: string): { t: Tensor; owned: boolean } {
+    if (!(tokens instanceof Tensor)) return { t: tokenTensor(tokens, this.vocabSize, this.device, what), owned: true };
+    const D = this.config.hiddenSize;
+    if (tokens.dtype !== 'f32' || tokens.shape.length !== 3 || tokens.shape[2] !== D || tokens.shape[0] < 1 || tokens.shape[1] < 1)
+      throw new MambakitError('E_SHAPE', `${what}: input embeddings must be an f32 Tensor [B, T, ${D}], got ${tokens.dtype} [${tokens.shape.join(', ')}]`);
+    return { t: tokens, owned: false };
+  }
+
+  /**
+   * Logits for every position: [B, T, V]. No state is kept. Inputs are token ids, or input embeddings
+   * (an f32 Tensor [B, T, D], e.g. continuous image latents as in the Transfusion setting).
+   */
+  async forward(tokens: TokenBatch | Tensor, opts?: MambaCallOptions): Promise<Tensor> {
+    const { t, owned } = this.#inputs(tokens, 'forward');
     let m: Tensor | null = null;
     try {
       m = this.#modalities(opts, t.shape, 'forward');
       const mh = m?.handle ?? null;
       return Tensor.fromHandle(await call(() => this.#native.forward(t.handle, mh, null, null, null, false, false)));
     } finally {
-      t.dispose();
+      if (owned) t.dispose();
       m?.dispose();
     }
   }
@@ -194,8 +206,8 @@ export class MambaLM {
    * Runs the prompts through, advancing `state`; returns the last position's logits [B, V]. With
    * `slots`, row b uses the state of sequence slots[b] (see step()).
    */
-  async prefill(tokens: TokenBatch, state: MambaState, opts: MambaCallOptions & { slots?: readonly number[] | Int32Array } = {}): Promise<Tensor> {
-    const t = tokenTensor(tokens, this.vocabSize, this.device, 'prefill');
+  async prefill(tokens: TokenBatch | Tensor, state: MambaState, opts: MambaCallOptions & { slots?: readonly number[] | Int32Array } = {}): Promise<Tensor> {
+    const { t, owned } = this.#inputs(tokens, 'prefill');
     let slots: Tensor | null = null, m: Tensor | null = null;
     try {
       slots = opts.slots === undefined ? null : this.#slotTensor(opts.slots, t.shape[0], state, 'prefill');
@@ -203,7 +215,7 @@ export class MambaLM {
       const [sh, mh] = [slots?.handle ?? null, m?.handle ?? null];
       return Tensor.fromHandle(await call(() => this.#native.forward(t.handle, mh, state.conv.handle, state.ssm.handle, sh, true, false)));
     } finally {
-      t.dispose();
+      if (owned) t.dispose();
       slots?.dispose();
       m?.dispose();
     }

@@ -106,6 +106,25 @@ describe.each(DEVICES)('sparse Mamba models on %s', (device) => {
     model.dispose();
   });
 
+  test('input embeddings (e.g. image latents) in place of token ids: the embedding rows give the token logits', async () => {
+    const s = SHAPES[4][1];
+    const { dir, w } = await checkpoint(s);
+    const model = (await loadModel(dir, { device })) as MambaLM;
+    const seq = Array.from(randInt(8, s.V));
+    const mods = randMods(s, 1, 8);
+    const emb = w['backbone.embeddings.weight'];
+    const x = new Float32Array(8 * s.D);
+    seq.forEach((tok, t) => x.set(emb.subarray(tok * s.D, (tok + 1) * s.D), t * s.D));
+    const embeds = Tensor.from(x, [1, 8, s.D], { device });
+    expectEqual(await rows(await model.forward(embeds, { modalities: mods })), await rows(await model.forward([seq], { modalities: mods })), 'embeddings vs ids');
+    const st = model.newState(1);
+    // (last-position-only head: a one-row GEMM, so equal to rounding)
+    expectClose(await rows(await model.prefill(embeds, st, { modalities: mods })), (await rows(await model.forward([seq], { modalities: mods }))).subarray(7 * s.V), 1e-6, 'prefill');
+    await expect(model.forward(Tensor.from(new Float32Array(8 * 5), [1, 8, 5], { device }), { modalities: mods })).rejects.toMatchObject({ code: 'E_SHAPE' });
+    st.dispose();
+    model.dispose();
+  });
+
   test('generate runs on both sparse families, greedy output identical alone and batched', async () => {
     for (const [, s] of [SHAPES[0], SHAPES[4]]) {
       const { dir } = await checkpoint(s);
