@@ -88,4 +88,13 @@ void gemm(const float* x, int64_t ldx, const void* w, DType wdt, const float* bi
     detail::gemm_baseline(x, ldx, w, wdt, bias, y, ldy, M, N, K);
 }
 
+void gemv_batch(const GemvProblem* problems, int64_t count, DType wdt, int64_t N, int64_t K) {
+  if (count <= 0 || N <= 0 || K <= 0) return;
+  if (use_avx2()) return detail::gemv_batch_avx2(problems, count, wdt, N, K);
+  for (int64_t i = 0; i < count; ++i) {
+    const GemvProblem& p = problems[i];
+    gemm(p.x, p.ldx, p.w, wdt, p.bias, p.y, p.ldy, p.M, N, K);
+  }
+}
+
 }  // namespace mk::cpu

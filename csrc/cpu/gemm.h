@@ -11,4 +11,21 @@ namespace mk::cpu {
 void gemm(const float* x, int64_t ldx, const void* w, DType wdt, const float* bias, float* y,
           int64_t ldy, int64_t M, int64_t N, int64_t K);
 
+// One small product of a batch: y[M, N] = x[M, K] · W[N, K]^T (+ bias), M <= kGemvBatchMaxM.
+struct GemvProblem {
+  const float* x;
+  int64_t ldx;
+  const void* w;
+  const float* bias;
+  float* y;
+  int64_t ldy;
+  int64_t M;
+};
+constexpr int64_t kGemvBatchMaxM = 8;
+
+// Several small-M products with weights of one shape and dtype (a grouped GEMM at decode: each
+// group's few rows against its own weight) as one parallel job, each W streamed once: cheaper than
+// one gemm() per problem, which would wake the thread pool per problem or leave a core idle.
+void gemv_batch(const GemvProblem* problems, int64_t count, DType wdt, int64_t N, int64_t K);
+
 }  // namespace mk::cpu

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "core/threadpool.h"
 #include "cpu/gemm_internal.h"
@@ -256,6 +257,41 @@ void run_gemv(const float* x, int64_t ldx, const typename L::T* w, const float* 
   });
 }
 
+// The batch: every problem's x packed up front on the calling thread, then chunks of W rows of
+// all problems handed out dynamically (a problem's chunks are contiguous in its W stream).
+template <class L>
+void run_gemv_batch(const GemvProblem* probs, int64_t count, int64_t N, int64_t K) {
+  thread_local Scratch xbuf;
+  const int64_t Kp = round_up(K, 16);
+  int64_t rows = 0, bytes = 0;
+  const int64_t row_bytes = K * static_cast<int64_t>(sizeof(typename L::T));
+  for (int64_t i = 0; i < count; ++i) rows += probs[i].M, bytes += N * row_bytes * (1 + probs[i].M / 4);
+  float* xp = xbuf.get(rows * Kp);
+  if (!xp) throw std::bad_alloc();
+  std::vector<float*> xps(static_cast<size_t>(count));
+  for (int64_t i = 0, r = 0; i < count; r += probs[i].M, ++i) {
+    xps[i] = xp + r * Kp;
+    pack_x_gemv<L>(probs[i].x, probs[i].ldx, probs[i].M, K, Kp, xps[i]);
+  }
+  auto rows_of = [&](int64_t i, int64_t n0, int64_t n1) {
+    const GemvProblem& p = probs[i];
+    gemv_rows<L>(static_cast<const typename L::T*>(p.w), K, xps[i], Kp, p.M, p.bias, p.y, p.ldy, n0, n1);
+  };
+  if (bytes < kGemvThreadBytes) {
+    for (int64_t i = 0; i < count; ++i) rows_of(i, 0, N);
+    return;
+  }
+  const int64_t chunk = std::max<int64_t>(16, round_up((64 << 10) / row_bytes, 16));
+  const int64_t per = (N + chunk - 1) / chunk, total = per * count;
+  std::atomic<int64_t> next{0};
+  parallel_run([&](int, int) {
+    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < total;) {
+      const int64_t i = c / per, n0 = (c % per) * chunk;
+      rows_of(i, n0, std::min(N, n0 + chunk));
+    }
+  });
+}
+
 // ---- packed GEMM path ----
 
 MK_AVX2_INLINE void transpose8(__m256 (&r)[8]) {
@@ -444,6 +480,15 @@ void run(const float* x, int64_t ldx, const void* w, const float* bias, float* y
 }
 
 }  // namespace
+
+void gemv_batch_avx2(const GemvProblem* probs, int64_t count, DType wdt, int64_t N, int64_t K) {
+  switch (wdt) {
+    case DType::F32: run_gemv_batch<LdF32>(probs, count, N, K); break;
+    case DType::F16: run_gemv_batch<LdF16>(probs, count, N, K); break;
+    case DType::BF16: run_gemv_batch<LdBF16>(probs, count, N, K); break;
+    default: break;
+  }
+}
 
 void gemm_avx2(const float* x, int64_t ldx, const void* w, DType wdt, const float* bias, float* y,
                int64_t ldy, int64_t M, int64_t N, int64_t K) {

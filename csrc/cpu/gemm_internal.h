@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "cpu/gemm.h"
 
 namespace mk::cpu::detail {
 
@@ -10,6 +11,7 @@ namespace mk::cpu::detail {
 void gemm_avx2(const float* x, int64_t ldx, const void* w, DType wdt, const float* bias, float* y,
                int64_t ldy, int64_t M, int64_t N, int64_t K);
 
+void gemv_batch_avx2(const GemvProblem* problems, int64_t count, DType wdt, int64_t N, int64_t K);
 // Portable path (x86-64 baseline / any CPU).
 void gemm_baseline(const float* x, int64_t ldx, const void* w, DType wdt, const float* bias,
                    float* y, int64_t ldy, int64_t M, int64_t N, int64_t K);

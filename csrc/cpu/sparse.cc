@@ -110,13 +110,21 @@ void grouped_gemm(const float* x, int64_t ldx, const int32_t* src, const void* w
     ys = ybuf.data(), ldys = N;
   }
   const size_t wbytes = static_cast<size_t>(N * K) * dtype_size(wdt);
+  // Groups of at most a few rows (decode) go to the GEMV batch as one parallel job; larger ones
+  // to the blocked GEMM one by one. An unused expert/modality's weight is never read.
+  std::vector<GemvProblem> small;
   for (int64_t g = 0; g < G; ++g) {
     const int64_t r0 = offsets[g], cnt = offsets[g + 1] - r0;
-    if (cnt <= 0) continue;  // an unused expert/modality: its weight is never read
-    gemm(xs + r0 * ldxs, ldxs, static_cast<const char*>(w) + g * wbytes, wdt, bias ? bias + g * N : nullptr,
-         ys + r0 * ldys, ldys, cnt, N, K);
-    apply_act(act, ys + r0 * ldys, ldys, cnt, N);
+    if (cnt <= 0) continue;
+    const void* wg = static_cast<const char*>(w) + g * wbytes;
+    const float* bg = bias ? bias + g * N : nullptr;
+    if (cnt <= kGemvBatchMaxM)
+      small.push_back({xs + r0 * ldxs, ldxs, wg, bg, ys + r0 * ldys, ldys, cnt});
+    else
+      gemm(xs + r0 * ldxs, ldxs, wg, wdt, bg, ys + r0 * ldys, ldys, cnt, N, K);
   }
+  gemv_batch(small.data(), static_cast<int64_t>(small.size()), wdt, N, K);
+  if (act != Act::NONE && offsets[G] > offsets[0]) apply_act(act, ys, ldys, n, N);
   if (dst)
     parallel_for(n, std::max<int64_t>(1, 16384 / N), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) std::copy_n(ys + r * N, N, y + dst[r] * ldy);

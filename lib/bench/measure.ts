@@ -1,33 +1,12 @@
 // The measurements of `mambakit bench`, each run in a process of its own (mambakit's peak-memory
 // counter is process-wide): one model configuration, or the Mixture-of-Mamba projection comparison.
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
-
 import { loadModel } from '../models/load';
 import { MambaLM, WeightDType } from '../models/mamba';
 import * as ops from '../ops';
 import { memory } from '../runtime';
 import { Device, Tensor } from '../tensor';
-import { BenchSize, ConfigId, accounting, benchConfig, decodeMix, tokenMix } from './configs';
+import { Accounting, BenchSize, ConfigId, accounting, benchConfig, decodeMix, tokenMix } from './configs';
 import { randomWeights, writeCheckpoint } from './random-checkpoint';
-
-export interface ConfigResult {
-  id: string;
-  label: string;
-  family: string;
-  totalParams: number;
-  activeParams: number;
-  flopsPerToken: number;
-  prefillTokensPerSec: number;
-  decodeTokensPerSec: { batch1: number; batch16: number };
-  /** Median seconds per decode step. */
-  decodeStepSeconds: { batch1: number; batch16: number };
-  weightBytes: number;
-  peakBytes: number;
-  /** MoE: tokens per expert summed over the MoE blocks during the prefill runs; fractions of all. */
-  expertLoad: number[] | null;
-}
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const randTokens = (n: number, V: number): number[] => Array.from({ length: n }, () => Math.floor(Math.random() * V));
@@ -42,65 +21,111 @@ function devKey(device: Device): string {
   return device === 'cuda' ? 'cuda:0' : device;
 }
 
-/** Writes the configuration's random checkpoint, loads it and measures it. */
-export async function measureConfig(id: ConfigId, size: BenchSize, device: Device, dtype: WeightDType): Promise<ConfigResult> {
+/** Writes the configuration's random checkpoint (weights stored as bf16) into `dir`. */
+export async function writeConfig(id: ConfigId, size: BenchSize, dir: string): Promise<void> {
   const c = benchConfig(id, size);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `mambakit-bench-${id}-`));
-  try {
-    await writeCheckpoint(dir, c.json, c.cfg, randomWeights(c.cfg), 'BF16');
-    const key = devKey(device);
-    const before = memory()[key]?.bytes ?? 0;
-    const model = (await loadModel(dir, { device, dtype })) as MambaLM;
-    const weightBytes = (memory()[key]?.bytes ?? 0) - before;
-    const M = c.cfg.modalities?.count ?? 0;
-    const V = c.cfg.vocabSize;
+  await writeCheckpoint(dir, c.json, c.cfg, randomWeights(c.cfg), 'BF16');
+}
 
-    // prefill: one prompt of size.prompt tokens (the interleaved mix for Mixture-of-Mamba), median of 3
-    const prompt = [randTokens(size.prompt, V)];
-    const mods = M ? [tokenMix(M, size.prompt)] : undefined;
-    const prefillOnce = async () => {
-      const st = model.newState(1);
-      (await model.prefill(prompt, st, { modalities: mods })).dispose();
-      st.dispose();
-    };
-    await prefillOnce(); // warm-up: first-touch of weights and workspaces
-    const load0 = await model.expertLoad();
-    const prefillTimes: number[] = [];
-    for (let r = 0; r < 3; ++r) prefillTimes.push(await time(prefillOnce));
-    const prefill = median(prefillTimes);
-    const load1 = await model.expertLoad();
-    const expertLoad = load1.length === 0 ? null
-      : load1[0].map((_, e) => load1.reduce((a, layer, l) => a + layer[e] - load0[l][e], 0));
+export interface MemoryResult {
+  id: string;
+  weightBytes: number;
+  peakBytes: number;
+  expertLoad: number[] | null;
+}
 
-    // decode: B sequences after a short prompt, one token each per step, median step time
-    const decode = async (B: number): Promise<number> => {
-      const st = model.newState(B);
-      const dm = M ? decodeMix(M, B) : undefined;
-      (await model.prefill(Array.from({ length: B }, () => randTokens(8, V)), st, { modalities: dm?.map((m) => new Array<number>(8).fill(m)) })).dispose();
-      const ts: number[] = [];
-      for (let i = 0; i < size.decodeSteps + 2; ++i) {
-        const ids = randTokens(B, V);
-        const dt = await time(async () => (await model.step(ids, st, { modalities: dm })).dispose());
-        if (i >= 2) ts.push(dt); // two warm-up steps
-      }
-      st.dispose();
-      return median(ts);
-    };
-    const step1 = await decode(1);
-    const step16 = await decode(16);
-    const acc = accounting(c);
-    const result: ConfigResult = {
-      id, label: c.label, family: c.family, ...acc,
-      prefillTokensPerSec: size.prompt / prefill,
-      decodeTokensPerSec: { batch1: 1 / step1, batch16: 16 / step16 },
-      decodeStepSeconds: { batch1: step1, batch16: step16 },
-      weightBytes, peakBytes: memory()[key]?.peakBytes ?? 0, expertLoad,
-    };
-    model.dispose();
-    return result;
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
+/**
+ * Loads one configuration alone in this process and runs a prefill of the token mix and a few
+ * batch-16 decode steps: weight bytes, peak bytes (mambakit's own accounting, process-wide), and
+ * the per-expert load of the prefill (summed over the MoE blocks).
+ */
+export async function measureMemory(id: ConfigId, size: BenchSize, dir: string, device: Device, dtype: WeightDType): Promise<MemoryResult> {
+  const key = devKey(device);
+  const before = memory()[key]?.bytes ?? 0;
+  const model = (await loadModel(dir, { device, dtype })) as MambaLM;
+  const weightBytes = (memory()[key]?.bytes ?? 0) - before;
+  const M = model.config.modalities?.count ?? 0;
+  const load0 = await model.expertLoad();
+  const st = model.newState(1);
+  (await model.prefill([randTokens(size.prompt, model.vocabSize)], st, { modalities: M ? [tokenMix(M, size.prompt)] : undefined })).dispose();
+  st.dispose();
+  const load1 = await model.expertLoad();
+  const expertLoad = load1.length === 0 ? null : load1[0].map((_, e) => load1.reduce((a, layer, l) => a + layer[e] - load0[l][e], 0));
+  const st16 = model.newState(16);
+  const dm = M ? decodeMix(M, 16) : undefined;
+  for (let i = 0; i < 3; ++i) (await model.step(randTokens(16, model.vocabSize), st16, { modalities: dm })).dispose();
+  st16.dispose();
+  model.dispose();
+  return { id, weightBytes, peakBytes: memory()[key]?.peakBytes ?? 0, expertLoad };
+}
+
+export interface SpeedResult {
+  id: string;
+  prefillTokensPerSec: number;
+  decodeTokensPerSec: { batch1: number; batch16: number };
+  /** Median seconds per decode step. */
+  decodeStepSeconds: { batch1: number; batch16: number };
+}
+
+/**
+ * Every configuration loaded in one process and timed round-robin (a prefill, then decode steps at
+ * batch 1 and 16, for each configuration in turn, `rounds` times): slow drifts of a shared machine
+ * then hit every configuration alike, instead of whichever happened to run during them.
+ */
+export async function measureSpeed(ids: ConfigId[], size: BenchSize, dirs: string[], device: Device, dtype: WeightDType, rounds: number): Promise<SpeedResult[]> {
+  const runs = [];
+  for (let i = 0; i < ids.length; ++i) {
+    const model = (await loadModel(dirs[i], { device, dtype })) as MambaLM;
+    const M = model.config.modalities?.count ?? 0;
+    const V = model.vocabSize;
+    const s1 = model.newState(1), s16 = model.newState(16);
+    const m1 = M ? decodeMix(M, 1) : undefined, m16 = M ? decodeMix(M, 16) : undefined;
+    (await model.prefill([randTokens(8, V)], s1, { modalities: m1?.map((m) => new Array<number>(8).fill(m)) })).dispose();
+    (await model.prefill(Array.from({ length: 16 }, () => randTokens(8, V)), s16, { modalities: m16?.map((m) => new Array<number>(8).fill(m)) })).dispose();
+    runs.push({ model, M, V, s1, s16, m1, m16, prefill: [] as number[], step1: [] as number[], step16: [] as number[] });
   }
+  const prompt = [randTokens(size.prompt, runs[0].V)];
+  const steps1 = Math.max(2, Math.round(size.decodeSteps / 4)), steps16 = Math.max(1, Math.round(size.decodeSteps / 8));
+  for (let r = 0; r < rounds + 1; ++r) { // round 0 warms up (first touch of weights and workspaces)
+    for (const x of runs) {
+      const st = x.model.newState(1);
+      const mods = x.M ? [tokenMix(x.M, size.prompt)] : undefined;
+      const tp = await time(async () => (await x.model.prefill(prompt, st, { modalities: mods })).dispose());
+      st.dispose();
+      const t1: number[] = [], t16: number[] = [];
+      for (let i = 0; i < steps1; ++i) {
+        const ids = randTokens(1, x.V);
+        t1.push(await time(async () => (await x.model.step(ids, x.s1, { modalities: x.m1 })).dispose()));
+      }
+      for (let i = 0; i < steps16; ++i) {
+        const ids = randTokens(16, x.V);
+        t16.push(await time(async () => (await x.model.step(ids, x.s16, { modalities: x.m16 })).dispose()));
+      }
+      if (r === 0) continue;
+      x.prefill.push(tp);
+      x.step1.push(...t1);
+      x.step16.push(...t16);
+    }
+  }
+  return runs.map((x, i) => {
+    const [p, d1, d16] = [median(x.prefill), median(x.step1), median(x.step16)];
+    for (const t of [x.s1, x.s16]) t.dispose();
+    x.model.dispose();
+    return {
+      id: ids[i], prefillTokensPerSec: size.prompt / p,
+      decodeTokensPerSec: { batch1: 1 / d1, batch16: 16 / d16 }, decodeStepSeconds: { batch1: d1, batch16: d16 },
+    };
+  });
+}
+
+/** Everything the report shows for one configuration. */
+export type ConfigResult = { id: string; label: string; family: string } & Accounting & Omit<SpeedResult, 'id'> & Omit<MemoryResult, 'id'>;
+
+export function configResult(id: ConfigId, size: BenchSize, speed: SpeedResult, mem: MemoryResult): ConfigResult {
+  const c = benchConfig(id, size);
+  const { id: _s, ...sp } = speed;
+  const { id: _m, ...me } = mem;
+  return { id, label: c.label, family: c.family, ...accounting(c), ...sp, ...me };
 }
 
 export interface ProjectionResult {
@@ -162,18 +187,18 @@ export async function measureProjections(size: BenchSize, M: number, rows: numbe
     for (const t of [offsets, src, pos]) t.dispose();
     return outs;
   };
-  const run = async (fn: () => Promise<Tensor[]>): Promise<{ s: number; out: Float32Array[] }> => {
-    let out: Tensor[] = await fn(); // warm-up
-    const ts: number[] = [];
-    for (let r = 0; r < 5; ++r) {
+  // alternate the two ways, so both see the same machine
+  const ts: [number[], number[]] = [[], []];
+  const outs: Float32Array[][] = [[], []];
+  for (let r = 0; r < 8; ++r)
+    for (const [i, fn] of [masked, grouped].entries()) {
+      let out: Tensor[] = [];
+      const dt = await time(async () => { out = await fn(); });
+      if (r > 0) ts[i].push(dt); // round 0 warms up
+      if (r === 7) outs[i] = await Promise.all(out.map(async (t) => (await t.data()) as Float32Array));
       out.forEach((t) => t.dispose());
-      ts.push(await time(async () => { out = await fn(); }));
     }
-    const data = await Promise.all(out.map(async (t) => (await t.data()) as Float32Array));
-    out.forEach((t) => t.dispose());
-    return { s: median(ts), out: data };
-  };
-  const a = await run(masked), b = await run(grouped);
+  const a = { s: median(ts[0]), out: outs[0] }, b = { s: median(ts[1]), out: outs[1] };
   let maxAbsDiff = 0;
   a.out.forEach((o, p) => o.forEach((v, i) => { maxAbsDiff = Math.max(maxAbsDiff, Math.abs(v - b.out[p][i])); }));
   for (const t of [...stacked, ...perMod.flat(), ...xs, modIds]) t.dispose();

@@ -1,10 +1,13 @@
 // `mambakit bench`: the dense-vs-sparse benchmark, the project's main job. Built-in configurations
 // with random weights (no download): dense Mamba, MoE-Mamba (8/16/32 experts top-1, 16 experts
 // top-2) and Mixture-of-Mamba (2 and 3 modalities) at matched active parameters per token, plus the
-// Mixture-of-Mamba projections done as the seed's masked loop vs one grouped GEMM. Each measurement
-// runs in a child process (clean peak-memory counters); prints a table, writes JSON and an SVG chart.
+// Mixture-of-Mamba projections done as the seed's masked loop vs one grouped GEMM. Checkpoints are
+// written and peak memory measured in a child process per configuration (clean counters); speed is
+// timed with every configuration loaded in one child, round-robin (fair on a noisy machine). Prints a
+// table, writes JSON and an SVG chart.
 import { spawn } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { parseArgs } from 'util';
 
@@ -15,29 +18,33 @@ import type { Device } from '../tensor';
 import { benchChart } from '../bench/chart';
 import { CONFIG_IDS, ConfigId, SIZES, SizeName } from '../bench/configs';
 import { machine } from '../bench/machine';
-import { ConfigResult, ProjectionResult, measureConfig, measureProjections } from '../bench/measure';
+import { ConfigResult, MemoryResult, ProjectionResult, SpeedResult, configResult, measureMemory, measureProjections, measureSpeed, writeConfig } from '../bench/measure';
 
 export const BENCH_USAGE = `usage: mambakit bench [options]      (dense vs MoE-Mamba vs Mixture-of-Mamba, random weights)
   --size tiny|small|base (small)   --device cpu|cuda|cuda:N (cpu)   --dtype bf16|f32|f16 (bf16)
   --configs ${CONFIG_IDS.join(',')} (all)   --no-projections   --threads N
-  --out FILE (mambakit-bench.json)   --chart FILE (mambakit-bench.svg)`;
+  --rounds N (8; tiny 2)   --out FILE (mambakit-bench.json)   --chart FILE (mambakit-bench.svg)`;
 
 const RESULT = '@@mambakit-bench-result ';
 
-interface Opts { size: SizeName; device: Device; dtype: WeightDType; threads?: number }
+interface Opts { size: SizeName; device: Device; dtype: WeightDType; threads?: number; rounds: number }
 
-// Child mode: one measurement, its JSON on a marked stdout line.
+// Child mode: one measurement, its JSON on a marked stdout line. Specs: write:ID:DIR, memory:ID:DIR,
+// speed:ID1,ID2,...:DIR1,DIR2,..., proj:M:ROWS.
 async function child(spec: string, o: Opts): Promise<void> {
   if (o.threads) setThreads(o.threads);
   const [kind, a, b] = spec.split(':');
-  const r = kind === 'config'
-    ? await measureConfig(a as ConfigId, SIZES[o.size], o.device, o.dtype)
-    : await measureProjections(SIZES[o.size], Number(a), Number(b), o.device, o.dtype);
+  const size = SIZES[o.size];
+  let r: unknown = null;
+  if (kind === 'write') await writeConfig(a as ConfigId, size, b);
+  else if (kind === 'memory') r = await measureMemory(a as ConfigId, size, b, o.device, o.dtype);
+  else if (kind === 'speed') r = await measureSpeed(a.split(',') as ConfigId[], size, b.split(','), o.device, o.dtype, o.rounds);
+  else r = await measureProjections(size, Number(a), Number(b), o.device, o.dtype);
   process.stdout.write(RESULT + JSON.stringify(r) + '\n');
 }
 
 function runChild<T>(spec: string, o: Opts): Promise<T> {
-  const args = [process.argv[1], 'bench', '--child', spec, '--size', o.size, '--device', o.device, '--dtype', o.dtype];
+  const args = [process.argv[1], 'bench', '--child', spec, '--size', o.size, '--device', o.device, '--dtype', o.dtype, '--rounds', String(o.rounds)];
   if (o.threads) args.push('--threads', String(o.threads));
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, ['--max-old-space-size=8192', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -74,7 +81,7 @@ export async function cmdBench(argv: string[]): Promise<void> {
     options: {
       size: { type: 'string' }, device: { type: 'string' }, dtype: { type: 'string' }, configs: { type: 'string' },
       out: { type: 'string' }, chart: { type: 'string' }, threads: { type: 'string' }, 'no-projections': { type: 'boolean' },
-      child: { type: 'string' },
+      child: { type: 'string' }, rounds: { type: 'string' },
     },
   });
   const size = (values.size ?? 'small') as SizeName;
@@ -84,19 +91,33 @@ export async function cmdBench(argv: string[]): Promise<void> {
   const device = (values.device ?? 'cpu') as Device;
   const threads = values.threads === undefined ? undefined : Number(values.threads);
   if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) throw new MambakitError('E_ARG', `--threads must be a positive integer, got '${values.threads}'`);
-  const o: Opts = { size, device, dtype, threads };
+  const rounds = Number(values.rounds ?? (size === 'tiny' ? 2 : 8));
+  if (!(Number.isInteger(rounds) && rounds >= 1)) throw new MambakitError('E_ARG', `--rounds must be a positive integer, got '${values.rounds}'`);
+  const o: Opts = { size, device, dtype, threads, rounds };
   if (values.child) return child(values.child, o);
 
   const ids = (values.configs ?? CONFIG_IDS.join(',')).split(',').map((s) => s.trim()) as ConfigId[];
   for (const id of ids) if (!CONFIG_IDS.includes(id)) throw new MambakitError('E_ARG', `--configs: unknown config '${id}' (known: ${CONFIG_IDS.join(', ')})`);
   const s = SIZES[size];
   process.stderr.write(`mambakit bench: size ${size} (D=${s.D}, ${s.L} blocks, vocab ${s.V}), ${dtype} on ${device}; prompt ${s.prompt}, ${s.decodeSteps} decode steps\n`);
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'mambakit-bench-'));
   const results: ConfigResult[] = [];
-  for (const id of ids) {
-    process.stderr.write(`  ${id} … `);
-    const r = await runChild<ConfigResult>(`config:${id}`, o);
-    process.stderr.write(`prefill ${r.prefillTokensPerSec.toFixed(0)} tok/s, decode ${r.decodeTokensPerSec.batch1.toFixed(1)} / ${r.decodeTokensPerSec.batch16.toFixed(1)} tok/s (b1 / b16)\n`);
-    results.push(r);
+  try {
+    const dirs = ids.map((id) => path.join(root, id));
+    const mems: MemoryResult[] = [];
+    for (const [i, id] of ids.entries()) {
+      process.stderr.write(`  ${id}: random checkpoint … `);
+      await runChild<null>(`write:${id}:${dirs[i]}`, o);
+      const m = await runChild<MemoryResult>(`memory:${id}:${dirs[i]}`, o);
+      process.stderr.write(`weights ${mib(m.weightBytes)} MiB, peak ${mib(m.peakBytes)} MiB\n`);
+      mems.push(m);
+    }
+    process.stderr.write(`  timing all ${ids.length} configurations round-robin (${rounds} rounds) … `);
+    const speeds = await runChild<SpeedResult[]>(`speed:${ids.join(',')}:${dirs.join(',')}`, o);
+    process.stderr.write('done\n');
+    ids.forEach((id, i) => results.push(configResult(id, s, speeds[i], mems[i])));
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
   }
   const proj: ProjectionResult[] = [];
   if (!values['no-projections'])
