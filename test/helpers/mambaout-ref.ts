@@ -77,3 +77,44 @@ export function gatedBlockRef(x: ArrayLike<number>, p: BlockRef, B: number, H: n
   for (let i = 0; i < y.length; ++i) y[i] += x[i];
   return y;
 }
+
+/** timm OIHW values → the kernels' HWIO (as lib/vision/repack.ts, written again here on purpose). */
+export function hwio(w: ArrayLike<number>, O: number, I: number, K: number): Float64Array {
+  const out = new Float64Array(O * I * K * K);
+  for (let o = 0; o < O; ++o) for (let i = 0; i < I; ++i) for (let y = 0; y < K; ++y) for (let x = 0; x < K; ++x)
+    out[((y * K + x) * I + i) * O + o] = w[((o * I + i) * K + y) * K + x];
+  return out;
+}
+
+const gelu64 = (a: Float64Array): Float64Array => a.map(geluRef);
+
+/** The whole model in float64 from timm-named weights (OIHW convs): pixels [B, H, W, 3] → logits [B, K]. */
+export function mambaoutRef(w: Record<string, ArrayLike<number>>, s: { depths: number[]; dims: number[]; numClasses: number },
+  px: ArrayLike<number>, B: number, H: number, W: number): Float64Array {
+  const ln = (x: ArrayLike<number>, p: string, rows: number, C: number): Float64Array => layernormRef(x, w[`${p}.weight`], w[`${p}.bias`], rows, C, EPS);
+  const conv = (x: ArrayLike<number>, p: string, h: number, wd: number, Ci: number, Co: number): Float64Array =>
+    conv3x3s2Ref(x, hwio(w[`${p}.weight`], Co, Ci, 3), w[`${p}.bias`], B, h, wd, Ci, Co);
+  const C0 = s.dims[0], Ch = Math.floor(C0 / 2);
+  let h = convS2Out(H), wd = convS2Out(W);
+  let x: Float64Array = gelu64(ln(conv(px, 'stem.conv1', H, W, 3, Ch), 'stem.norm1', B * h * wd, Ch));
+  x = ln(conv(x, 'stem.conv2', h, wd, Ch, C0), 'stem.norm2', B * convS2Out(h) * convS2Out(wd), C0);
+  h = convS2Out(h), wd = convS2Out(wd);
+  s.dims.forEach((C, i) => {
+    if (i > 0) {
+      x = conv(x, `stages.${i}.downsample.conv`, h, wd, s.dims[i - 1], C);
+      h = convS2Out(h), wd = convS2Out(wd);
+      x = ln(x, `stages.${i}.downsample.norm`, B * h * wd, C);
+    }
+    for (let j = 0; j < s.depths[i]; ++j) {
+      const p = `stages.${i}.blocks.${j}.`;
+      x = gatedBlockRef(x, {
+        normW: w[`${p}norm.weight`], normB: w[`${p}norm.bias`], fc1: w[`${p}fc1.weight`], fc1B: w[`${p}fc1.bias`],
+        convW: hwio(w[`${p}conv.weight`], C, 1, 7), convB: w[`${p}conv.bias`], fc2: w[`${p}fc2.weight`], fc2B: w[`${p}fc2.bias`],
+      }, B, h, wd, C);
+    }
+  });
+  const C3 = s.dims[s.dims.length - 1], F = 4 * C3;
+  const pooled = ln(meanPoolRef(x, B, h * wd, C3), 'head.norm', B, C3);
+  const hid = ln(gelu64(gemmRef(pooled, w['head.pre_logits.fc.weight'], w['head.pre_logits.fc.bias'], B, F, C3)), 'head.pre_logits.norm', B, F);
+  return gemmRef(hid, w['head.fc.weight'], w['head.fc.bias'], B, s.numClasses, F);
+}

@@ -1,0 +1,77 @@
+// timm's eval transform for mambaout_* (pretrained cfg: input 224, crop_pct 1.0, bicubic, ImageNet
+// mean/std): resize the shorter side to floor(224 / crop_pct) = 224, center-crop 224×224, scale to
+// [0, 1], normalize. Decoding and resampling are sharp's (libvips); its bicubic is Catmull-Rom like
+// PIL's, but the two resamplers round differently, so pixels can differ from timm's by a few 1/255.
+import sharp from 'sharp';
+
+import { MambakitError } from '../errors';
+import { Device, Tensor } from '../tensor';
+
+export const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
+export const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
+
+export interface PreprocessOptions {
+  /** Output side (default 224). */
+  size?: number;
+  /** Resize the shorter side to floor(size / cropPct) before the center crop (default 1.0, timm's for mambaout). */
+  cropPct?: number;
+}
+
+/** An image file path or its encoded bytes (JPEG, PNG, WebP, …: anything sharp decodes). */
+export type ImageInput = string | Buffer | Uint8Array;
+
+const describe = (img: ImageInput, i: number): string => (typeof img === 'string' ? img : `image ${i} (${img.length} bytes)`);
+
+/** One image → normalized HWC f32 values (size × size × 3). */
+export async function preprocessImage(img: ImageInput, opts: PreprocessOptions = {}, index = 0): Promise<Float32Array> {
+  const size = opts.size ?? 224, cropPct = opts.cropPct ?? 1.0;
+  if (!Number.isInteger(size) || size < 1 || size > 4096) throw new MambakitError('E_ARG', `preprocess: size must be an integer in [1, 4096], got ${size}`);
+  if (!(cropPct > 0 && cropPct <= 1)) throw new MambakitError('E_ARG', `preprocess: cropPct must be in (0, 1], got ${cropPct}`);
+  if (typeof img !== 'string' && !(img instanceof Uint8Array)) throw new MambakitError('E_ARG', `image ${index}: expected a file path or a Buffer`);
+  const what = describe(img, index);
+  let pixels: Buffer;
+  try {
+    const src = sharp(img, { failOn: 'error' });
+    const meta = await src.metadata();
+    const w = meta.width ?? 0, h = meta.height ?? 0;
+    if (w < 1 || h < 1) throw new Error('no image dimensions');
+    // torchvision Resize(int): the shorter side becomes `short`, the longer int(short · long / short)
+    const short = Math.floor(size / cropPct);
+    const [rw, rh] = w <= h ? [short, Math.max(1, Math.trunc((short * h) / w))] : [Math.max(1, Math.trunc((short * w) / h)), short];
+    // CenterCrop: offsets int(round((resized - size) / 2)) (round half to even, as Python's round)
+    const off = (n: number): number => Math.max(0, roundHalfEven((n - size) / 2));
+    const cw = Math.min(size, rw), ch = Math.min(size, rh);
+    pixels = await src
+      .removeAlpha()
+      .toColourspace('srgb')
+      .resize(rw, rh, { kernel: 'cubic', fit: 'fill' })
+      .extract({ left: off(rw), top: off(rh), width: cw, height: ch })
+      .resize(size, size, { fit: 'contain', position: 'centre', background: { r: 0, g: 0, b: 0 } }) // only pads (a side < size)
+      .raw()
+      .toBuffer();
+  } catch (e) {
+    throw new MambakitError('E_FORMAT', `${what}: cannot decode as an image: ${(e as Error).message}`);
+  }
+  if (pixels.length !== size * size * 3) throw new MambakitError('E_FORMAT', `${what}: decoded to ${pixels.length} bytes, expected ${size}×${size}×3`);
+  const out = new Float32Array(size * size * 3);
+  for (let i = 0; i < out.length; ++i) {
+    const c = i % 3;
+    out[i] = (pixels[i] / 255 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
+  }
+  return out;
+}
+
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** A batch of images → pixels f32 [B, size, size, 3] (channels last) on `device`. */
+export async function preprocessImages(images: readonly ImageInput[], opts: PreprocessOptions & { device?: Device } = {}): Promise<Tensor> {
+  if (!Array.isArray(images) || images.length < 1) throw new MambakitError('E_ARG', 'preprocess: give at least one image');
+  const size = opts.size ?? 224;
+  const all = await Promise.all(images.map((img, i) => preprocessImage(img, opts, i)));
+  const data = new Float32Array(images.length * size * size * 3);
+  all.forEach((a, i) => data.set(a, i * a.length));
+  return Tensor.from(data, [images.length, size, size, 3], { device: opts.device ?? 'cpu' });
+}
