@@ -101,7 +101,8 @@ class ForwardJob : public AsyncJob {
 };
 
 Status check_image(const char* what, const Tensor& x, int64_t C, Device dev) {
-  if (x.dtype != DType::F32 || x.ndim() != 4 || x.dim(0) < 1 || x.dim(1) < 1 || x.dim(2) < 1 || x.dim(3) != C)
+  if (x.dtype != DType::F32) return make_error(Code::DTYPE, std::string(what) + " must be f32, got " + x.desc());
+  if (x.ndim() != 4 || x.dim(0) < 1 || x.dim(1) < 1 || x.dim(2) < 1 || x.dim(3) != C)
     return make_error(Code::SHAPE, std::string(what) + " must be f32 [B >= 1, H, W, " + std::to_string(C) +
                                        "] (channels last), got " + x.desc());
   if (x.device() != dev) return make_error(Code::DEVICE, std::string(what) + " on " + x.device().str() + ", model on " + dev.str());

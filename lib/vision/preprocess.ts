@@ -29,35 +29,28 @@ export async function preprocessImage(img: ImageInput, opts: PreprocessOptions =
   if (!(cropPct > 0 && cropPct <= 1)) throw new MambakitError('E_ARG', `preprocess: cropPct must be in (0, 1], got ${cropPct}`);
   if (typeof img !== 'string' && !(img instanceof Uint8Array)) throw new MambakitError('E_ARG', `image ${index}: expected a file path or a Buffer`);
   const what = describe(img, index);
-  let pixels: Buffer;
+  let pixels: Buffer, rw: number, rh: number;
   try {
     const src = sharp(img, { failOn: 'error' });
     const meta = await src.metadata();
     const w = meta.width ?? 0, h = meta.height ?? 0;
     if (w < 1 || h < 1) throw new Error('no image dimensions');
-    // torchvision Resize(int): the shorter side becomes `short`, the longer int(short · long / short)
+    // torchvision Resize(int): the shorter side becomes `short` (>= size), the longer int(short · long / short)
     const short = Math.floor(size / cropPct);
-    const [rw, rh] = w <= h ? [short, Math.max(1, Math.trunc((short * h) / w))] : [Math.max(1, Math.trunc((short * w) / h)), short];
-    // CenterCrop: offsets int(round((resized - size) / 2)) (round half to even, as Python's round)
-    const off = (n: number): number => Math.max(0, roundHalfEven((n - size) / 2));
-    const cw = Math.min(size, rw), ch = Math.min(size, rh);
-    pixels = await src
-      .removeAlpha()
-      .toColourspace('srgb')
-      .resize(rw, rh, { kernel: 'cubic', fit: 'fill' })
-      .extract({ left: off(rw), top: off(rh), width: cw, height: ch })
-      .resize(size, size, { fit: 'contain', position: 'centre', background: { r: 0, g: 0, b: 0 } }) // only pads (a side < size)
-      .raw()
-      .toBuffer();
+    [rw, rh] = w <= h ? [short, Math.max(short, Math.trunc((short * h) / w))] : [Math.max(short, Math.trunc((short * w) / h)), short];
+    pixels = await src.removeAlpha().toColourspace('srgb').resize(rw, rh, { kernel: 'cubic', fit: 'fill' }).raw().toBuffer();
   } catch (e) {
     throw new MambakitError('E_FORMAT', `${what}: cannot decode as an image: ${(e as Error).message}`);
   }
-  if (pixels.length !== size * size * 3) throw new MambakitError('E_FORMAT', `${what}: decoded to ${pixels.length} bytes, expected ${size}×${size}×3`);
+  if (pixels.length !== rw * rh * 3) throw new MambakitError('E_FORMAT', `${what}: decoded to ${pixels.length} bytes, expected ${rw}×${rh}×3`);
+  // CenterCrop: offsets int(round((resized − size) / 2)), Python's round (half to even)
+  const left = roundHalfEven((rw - size) / 2), top = roundHalfEven((rh - size) / 2);
   const out = new Float32Array(size * size * 3);
-  for (let i = 0; i < out.length; ++i) {
-    const c = i % 3;
-    out[i] = (pixels[i] / 255 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
-  }
+  for (let y = 0; y < size; ++y)
+    for (let x = 0; x < size * 3; ++x) {
+      const c = x % 3;
+      out[y * size * 3 + x] = (pixels[((top + y) * rw + left) * 3 + x] / 255 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
+    }
   return out;
 }
 
