@@ -34,6 +34,12 @@ describe.each(DEVICES)('vision kernels on %s', (device) => {
   });
 
   test('gelu_gate against float64, gated and plain', async () => {
+    // a narrow range (scale ~1) checks the core to a few ulps; far tails go to 0 and x
+    const narrow = uniform(4099, -1, 1);
+    expectClose(await (await vops.geluGate(T(narrow, [4099]))).data(), Float64Array.from(narrow, geluRef), 5e-7, 'gelu [-1, 1]');
+    const tails = Float32Array.from([-40, -12, -9, -5.5, -3.7, 3.7, 5.5, 9, 12, 40, 0, -0.0]);
+    const got = await (await vops.geluGate(T(tails, [tails.length]))).data();
+    tails.forEach((v, i) => expect(Math.abs(got[i] - geluRef(v))).toBeLessThanOrEqual(2e-7 * Math.max(1, Math.abs(v))));
     for (const [rows, n] of [[1, 1], [7, 13], [33, 171]]) {
       const a = uniform(rows * n, -6, 6), b = uniform(rows * n, -2, 2);
       const g = await vops.geluGate(T(a, [rows, n]), T(b, [rows, n]));
