@@ -4,6 +4,7 @@
 //   node dist/scripts/bench-vision.js [--variants femto,tiny] [--dtypes f32,bf16] [--batches 1,32]
 //        [--reps 3] [--threads N] [--cache bench/.cache] [--out bench/results/vision-cpu.json]
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 
 import { MambaOutClassifier, Tensor, benchGatedBlock, loadModel, setThreads, threads } from '../lib';
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
         rows.push({
           model: `mambaout_${variant}`, depths: v.depths, dims: v.dims, params: mambaOutParams({ ...v, numClasses: 1000 }),
           input: [batch, 224, 224, 3], dtype, weights: dtype === 'f32' ? 'f32' : `${dtype} linear weights (fc1, fc2, head), f32 convs/norms/biases, f32 activations`,
-          reps, secondsPerForward: times, imagesPerSecondBest: batch / best, imagesPerSecondMedian: batch / med,
+          reps, loadAverage1m: os.loadavg()[0], secondsPerForward: times, imagesPerSecondBest: batch / best, imagesPerSecondMedian: batch / med,
         });
         const line = `${variant} ${dtype} batch ${batch}: ${(batch / best).toFixed(2)} images/s best (${(batch / med).toFixed(2)} median; ${(1000 * med / batch).toFixed(1)} ms/image)`;
         console.log(line);
@@ -79,7 +80,8 @@ async function main(): Promise<void> {
   writeResults(out, {
     benchmark: 'mambaout-forward', device: 'cpu', machine: m, threads: threads(),
     notes: ['random weights in timm layout; pixels [B, 224, 224, 3] f32 already preprocessed (decode/resize not timed)',
-      'one warm-up forward, then `reps` timed forwards; images/s from the best and the median run'],
+      'one warm-up forward, then `reps` timed forwards; images/s from the best and the median run',
+      'a shared 2-vCPU machine: loadAverage1m is the 1-minute load when the row finished (other work running)'],
     rows,
   });
 }

@@ -24,27 +24,41 @@ struct ConvArgs {
   int64_t B, H, W, Ci, Co, Ho, Wo;
 };
 
+// The taps of output pixel (b, i, j) that fall inside the image (zero padding = skipped taps):
+// xs[t] = the input pixel's Ci values, ws[t] = the tap's [Ci, Co] weights. Returns their count (≤ 9).
+struct Taps {
+  const float* xs[9];
+  const float* ws[9];
+  int n = 0;
+};
+MK_BODY Taps taps_of(const ConvArgs& p, int64_t b, int64_t i, int64_t j) {
+  Taps t;
+  for (int64_t ky = 0; ky < 3; ++ky) {
+    const int64_t yy = 2 * i - 1 + ky;
+    if (yy < 0 || yy >= p.H) continue;
+    for (int64_t kx = 0; kx < 3; ++kx) {
+      const int64_t xx = 2 * j - 1 + kx;
+      if (xx < 0 || xx >= p.W) continue;
+      t.xs[t.n] = p.x + ((b * p.H + yy) * p.W + xx) * p.Ci;
+      t.ws[t.n++] = p.w + (ky * 3 + kx) * p.Ci * p.Co;
+    }
+  }
+  return t;
+}
+
 // Output rows [r0, r1) of B·Ho: Wo pixels × 9 taps × Ci × Co multiply-adds each.
 MK_BODY void conv_rows(const ConvArgs& p, float* __restrict a, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r) {
     const int64_t b = r / p.Ho, i = r % p.Ho;
     for (int64_t j = 0; j < p.Wo; ++j) {
       for (int64_t o = 0; o < p.Co; ++o) a[o] = p.bias ? p.bias[o] : 0.f;
-      for (int64_t ky = 0; ky < 3; ++ky) {
-        const int64_t yy = 2 * i - 1 + ky;
-        if (yy < 0 || yy >= p.H) continue;
-        for (int64_t kx = 0; kx < 3; ++kx) {
-          const int64_t xx = 2 * j - 1 + kx;
-          if (xx < 0 || xx >= p.W) continue;
-          const float* xp = p.x + ((b * p.H + yy) * p.W + xx) * p.Ci;
-          const float* wp = p.w + (ky * 3 + kx) * p.Ci * p.Co;
-          for (int64_t c = 0; c < p.Ci; ++c) {
-            const float xv = xp[c];
-            const float* __restrict wr = wp + c * p.Co;
-            for (int64_t o = 0; o < p.Co; ++o) a[o] += xv * wr[o];
-          }
+      const Taps tp = taps_of(p, b, i, j);
+      for (int t = 0; t < tp.n; ++t)
+        for (int64_t c = 0; c < p.Ci; ++c) {
+          const float xv = tp.xs[t][c];
+          const float* __restrict wr = tp.ws[t] + c * p.Co;
+          for (int64_t o = 0; o < p.Co; ++o) a[o] += xv * wr[o];
         }
-      }
       std::copy(a, a + p.Co, p.y + (r * p.Wo + j) * p.Co);
     }
   }
@@ -55,23 +69,15 @@ void conv_rows_base(const ConvArgs& p, float* a, int64_t r0, int64_t r1) { conv_
 // (one broadcast of x and NV weight loads per NV FMAs; the portable loop also loads and stores its
 // accumulators every step).
 template <int NV>
-MK_AVX2_INLINE void conv_block_avx2(const ConvArgs& p, int64_t b, int64_t i, int64_t j, int64_t o0, float* out) {
+MK_AVX2_INLINE void conv_block_avx2(const ConvArgs& p, const Taps& tp, int64_t o0, float* out) {
   __m256 acc[NV];
   for (int k = 0; k < NV; ++k) acc[k] = p.bias ? _mm256_loadu_ps(p.bias + o0 + 8 * k) : _mm256_setzero_ps();
-  for (int64_t ky = 0; ky < 3; ++ky) {
-    const int64_t yy = 2 * i - 1 + ky;
-    if (yy < 0 || yy >= p.H) continue;
-    for (int64_t kx = 0; kx < 3; ++kx) {
-      const int64_t xx = 2 * j - 1 + kx;
-      if (xx < 0 || xx >= p.W) continue;
-      const float* xp = p.x + ((b * p.H + yy) * p.W + xx) * p.Ci;
-      const float* wp = p.w + (ky * 3 + kx) * p.Ci * p.Co + o0;
-      for (int64_t c = 0; c < p.Ci; ++c) {
-        const __m256 xv = _mm256_set1_ps(xp[c]);
-        for (int k = 0; k < NV; ++k) acc[k] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(wp + c * p.Co + 8 * k), acc[k]);
-      }
+  for (int t = 0; t < tp.n; ++t)
+    for (int64_t c = 0; c < p.Ci; ++c) {
+      const __m256 xv = _mm256_set1_ps(tp.xs[t][c]);
+      const float* wr = tp.ws[t] + c * p.Co + o0;
+      for (int k = 0; k < NV; ++k) acc[k] = _mm256_fmadd_ps(xv, _mm256_loadu_ps(wr + 8 * k), acc[k]);
     }
-  }
   for (int k = 0; k < NV; ++k) _mm256_storeu_ps(out + o0 + 8 * k, acc[k]);
 }
 
@@ -81,24 +87,20 @@ MK_AVX2 void conv_rows_avx2(const ConvArgs& p, float* /*scratch: unused*/, int64
     const int64_t b = r / p.Ho, i = r % p.Ho;
     for (int64_t j = 0; j < p.Wo; ++j) {
       float* out = p.y + (r * p.Wo + j) * p.Co;
+      const Taps tp = taps_of(p, b, i, j);
       int64_t o0 = 0;
-      for (; o0 + 32 <= vec; o0 += 32) conv_block_avx2<4>(p, b, i, j, o0, out);
+      for (; o0 + 32 <= vec; o0 += 32) conv_block_avx2<4>(p, tp, o0, out);
       switch ((vec - o0) / 8) {
-        case 3: conv_block_avx2<3>(p, b, i, j, o0, out); break;
-        case 2: conv_block_avx2<2>(p, b, i, j, o0, out); break;
-        case 1: conv_block_avx2<1>(p, b, i, j, o0, out); break;
+        case 3: conv_block_avx2<3>(p, tp, o0, out); break;
+        case 2: conv_block_avx2<2>(p, tp, o0, out); break;
+        case 1: conv_block_avx2<1>(p, tp, o0, out); break;
       }
       if (vec == p.Co) continue;
       // the last Co % 8 channels, one at a time
       for (int64_t o = vec; o < p.Co; ++o) {
         float s = p.bias ? p.bias[o] : 0.f;
-        for (int64_t ky = 0; ky < 3; ++ky)
-          for (int64_t kx = 0; kx < 3; ++kx) {
-            const int64_t yy = 2 * i - 1 + ky, xx = 2 * j - 1 + kx;
-            if (yy < 0 || yy >= p.H || xx < 0 || xx >= p.W) continue;
-            const float* xp = p.x + ((b * p.H + yy) * p.W + xx) * p.Ci;
-            for (int64_t c = 0; c < p.Ci; ++c) s += xp[c] * p.w[((ky * 3 + kx) * p.Ci + c) * p.Co + o];
-          }
+        for (int t = 0; t < tp.n; ++t)
+          for (int64_t c = 0; c < p.Ci; ++c) s += tp.xs[t][c] * tp.ws[t][c * p.Co + o];
         out[o] = s;
       }
     }

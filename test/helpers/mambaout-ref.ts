@@ -1,41 +1,7 @@
 // Float64 references of MambaOut (timm's mambaout.py written as plain loops over NHWC arrays), for
 // the kernel, block and whole-model tests. Conv weights here are in the kernels' layout: dense
 // [3, 3, Ci, Co], depthwise [7, 7, C].
-import { layernormRef } from './ref';
-
-// ref.ts's erf series, with Math's functions bound once: under jest each global lookup of `Math`
-// crosses the vm context, which made 3M GELUs of the whole-femto reference take ~20 s instead of <1 s.
-const { abs, exp, sqrt, sign, PI, SQRT2 } = Math;
-function erf64(x: number): number {
-  const ax = abs(x);
-  if (ax < 3) {
-    let term = ax, sum = ax;
-    for (let n = 1; n < 200; ++n) {
-      term *= (-ax * ax) / n;
-      const t = term / (2 * n + 1);
-      sum += t;
-      if (abs(t) <= 1e-17 * abs(sum)) break;
-    }
-    return sign(x) * (2 / sqrt(PI)) * sum;
-  }
-  let f = 0;
-  for (let n = 60; n >= 1; --n) f = n / 2 / (ax + f);
-  return sign(x) * (1 - exp(-ax * ax) / sqrt(PI) / (ax + f));
-}
-export const geluRef = (x: number): number => 0.5 * x * (1 + erf64(x / SQRT2));
-
-// The plain float64 GEMM y = x·wᵀ + b on Float64Array copies: one element type keeps the loop
-// monomorphic, which makes the whole-femto reference run in seconds instead of ~20.
-function gemmRef(x: ArrayLike<number>, w: ArrayLike<number>, bias: ArrayLike<number> | null, M: number, N: number, K: number): Float64Array {
-  const xd = Float64Array.from(x), wd = Float64Array.from(w), y = new Float64Array(M * N);
-  for (let m = 0; m < M; ++m)
-    for (let n = 0; n < N; ++n) {
-      let s = bias ? bias[n] : 0;
-      for (let k = 0, xo = m * K, wo = n * K; k < K; ++k) s += xd[xo + k] * wd[wo + k];
-      y[m * N + n] = s;
-    }
-  return y;
-}
+import { geluRef, gemmRef, layernormRef } from './ref';
 
 export const convS2Out = (n: number): number => Math.floor((n - 1) / 2) + 1;
 
