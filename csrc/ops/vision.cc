@@ -11,14 +11,6 @@
 namespace mk {
 namespace {
 
-Status check_vec(const char* op, const char* what, const Tensor* t, int64_t n) {
-  if (!t) return Status::Ok();
-  MK_RETURN_IF_ERROR(check_dtype(op, what, *t, {DType::F32}));
-  if (t->ndim() != 1 || t->dim(0) != n)
-    return shape_error(op, std::string(what) + " " + t->desc() + " must be [" + std::to_string(n) + "]");
-  return Status::Ok();
-}
-
 Status check_image(const char* op, const Tensor& x) {
   MK_RETURN_IF_ERROR(check_dtype(op, "x", x, {DType::F32}));
   MK_RETURN_IF_ERROR(check_ndim(op, "x", x, 4, 4));
