@@ -62,8 +62,11 @@ Status int_list(Napi::Object cfg, const char* key, std::vector<int64_t>* out) {
 Status parse_model(Napi::Env env, Napi::Object cfg, Napi::Object wo, MambaOutModel* m) {
   MK_RETURN_IF_ERROR(int_list(cfg, "dims", &m->dims));
   MK_RETURN_IF_ERROR(int_list(cfg, "depths", &m->depths));
-  m->classes = static_cast<int64_t>(cfg.Get("classes").ToNumber().DoubleValue());
-  m->eps = static_cast<float>(cfg.Get("eps").ToNumber().DoubleValue());
+  const double classes = cfg.Get("classes").ToNumber().DoubleValue(), eps = cfg.Get("eps").ToNumber().DoubleValue();
+  if (!(classes >= 1 && classes <= 1e7 && std::floor(classes) == classes) || !(eps > 0 && eps < 1))
+    return make_error(Code::ARG, "mambaoutCreate: cfg.classes must be an integer >= 1 and cfg.eps in (0, 1)");
+  m->classes = static_cast<int64_t>(classes);
+  m->eps = static_cast<float>(eps);
   if (m->dims.empty() || m->dims.size() != m->depths.size() || m->dims.size() > 8)
     return make_error(Code::ARG, "mambaoutCreate: dims and depths must have the same length, 1..8");
   const Weights w(env, wo);
