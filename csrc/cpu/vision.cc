@@ -115,29 +115,79 @@ struct DwArgs {
   int64_t ldy, B, H, W, C;
 };
 
-// Rows [r0, r1) of B·H: each output pixel accumulates its ≤ 49 taps over the C channels.
+// The ≤ 49 taps of output pixel (b, i, j) inside the image: input pixel pointers and tap indices.
+struct DwTaps {
+  const float* xs[49];
+  int64_t ks[49];
+  int n = 0;
+};
+MK_BODY DwTaps dw_taps(const DwArgs& p, int64_t b, int64_t i, int64_t j) {
+  DwTaps t;
+  for (int64_t ky = 0; ky < 7; ++ky) {
+    const int64_t yy = i + ky - 3;
+    if (yy < 0 || yy >= p.H) continue;
+    for (int64_t kx = 0; kx < 7; ++kx) {
+      const int64_t xx = j + kx - 3;
+      if (xx < 0 || xx >= p.W) continue;
+      t.xs[t.n] = p.x + ((b * p.H + yy) * p.W + xx) * p.ldx;
+      t.ks[t.n++] = ky * 7 + kx;
+    }
+  }
+  return t;
+}
+
+// Rows [r0, r1) of B·H: each output pixel accumulates its taps over the C channels.
 MK_BODY void dw_rows(const DwArgs& p, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; ++r) {
-    const int64_t b = r / p.H, i = r % p.H;
     for (int64_t j = 0; j < p.W; ++j) {
+      const DwTaps tp = dw_taps(p, r / p.H, r % p.H, j);
       float* __restrict yp = p.y + (r * p.W + j) * p.ldy;
       for (int64_t c = 0; c < p.C; ++c) yp[c] = p.bias ? p.bias[c] : 0.f;
-      for (int64_t ky = 0; ky < 7; ++ky) {
-        const int64_t yy = i + ky - 3;
-        if (yy < 0 || yy >= p.H) continue;
-        for (int64_t kx = 0; kx < 7; ++kx) {
-          const int64_t xx = j + kx - 3;
-          if (xx < 0 || xx >= p.W) continue;
-          const float* __restrict xp = p.x + ((b * p.H + yy) * p.W + xx) * p.ldx;
-          const float* __restrict wp = p.w + (ky * 7 + kx) * p.C;
-          for (int64_t c = 0; c < p.C; ++c) yp[c] += xp[c] * wp[c];
-        }
+      for (int t = 0; t < tp.n; ++t) {
+        const float* __restrict xp = tp.xs[t];
+        const float* __restrict wp = p.w + tp.ks[t] * p.C;
+        for (int64_t c = 0; c < p.C; ++c) yp[c] += xp[c] * wp[c];
       }
     }
   }
 }
-MK_AVX2 void dw_rows_avx2(const DwArgs& p, int64_t r0, int64_t r1) { dw_rows(p, r0, r1); }
 void dw_rows_base(const DwArgs& p, int64_t r0, int64_t r1) { dw_rows(p, r0, r1); }
+
+// AVX2: NV·8 channels of one pixel held in registers across its taps (two loads per FMA; the
+// portable loop also loads and stores the output every tap).
+template <int NV>
+MK_AVX2_INLINE void dw_block_avx2(const DwArgs& p, const DwTaps& tp, int64_t c0, float* out) {
+  __m256 acc[NV];
+  for (int k = 0; k < NV; ++k) acc[k] = p.bias ? _mm256_loadu_ps(p.bias + c0 + 8 * k) : _mm256_setzero_ps();
+  for (int t = 0; t < tp.n; ++t) {
+    const float* xp = tp.xs[t] + c0;
+    const float* wp = p.w + tp.ks[t] * p.C + c0;
+    for (int k = 0; k < NV; ++k) acc[k] = _mm256_fmadd_ps(_mm256_loadu_ps(xp + 8 * k), _mm256_loadu_ps(wp + 8 * k), acc[k]);
+  }
+  for (int k = 0; k < NV; ++k) _mm256_storeu_ps(out + c0 + 8 * k, acc[k]);
+}
+
+MK_AVX2 void dw_rows_avx2(const DwArgs& p, int64_t r0, int64_t r1) {
+  const int64_t vec = p.C / 8 * 8;
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t j = 0; j < p.W; ++j) {
+      const DwTaps tp = dw_taps(p, r / p.H, r % p.H, j);
+      float* out = p.y + (r * p.W + j) * p.ldy;
+      int64_t c0 = 0;
+      for (; c0 + 32 <= vec; c0 += 32) dw_block_avx2<4>(p, tp, c0, out);
+      switch ((vec - c0) / 8) {
+        case 3: dw_block_avx2<3>(p, tp, c0, out); break;
+        case 2: dw_block_avx2<2>(p, tp, c0, out); break;
+        case 1: dw_block_avx2<1>(p, tp, c0, out); break;
+      }
+      for (int64_t c = vec; c < p.C; ++c) {  // the last C % 8 channels
+        float s = p.bias ? p.bias[c] : 0.f;
+        for (int t = 0; t < tp.n; ++t) s += tp.xs[t][c] * p.w[tp.ks[t] * p.C + c];
+        out[c] = s;
+      }
+    }
+  }
+}
 
 // gelu(x) = ½x·erfc(−x/√2). erfc(z), z ≥ 0, is t·exp(−z² + P(t)) with t = 1/(1 + z/2) (the Chebyshev
 // fit of Numerical Recipes' erfcc, relative error < 1.2e-7 for every z); erfc(−z) = 2 − erfc(z).
