@@ -2,7 +2,7 @@
 // mean/std): resize the shorter side to floor(224 / crop_pct) = 224, center-crop 224×224, scale to
 // [0, 1], normalize. Decoding and resampling are sharp's (libvips); its bicubic is Catmull-Rom like
 // PIL's, but the two resamplers round differently, so pixels can differ from timm's by a few 1/255.
-import sharp from 'sharp';
+import type SharpT from 'sharp';
 
 import { MambakitError } from '../errors';
 import { Device, Tensor } from '../tensor';
@@ -20,6 +20,19 @@ export interface PreprocessOptions {
 /** An image file path or its encoded bytes (JPEG, PNG, WebP, …: anything sharp decodes). */
 export type ImageInput = string | Buffer | Uint8Array;
 
+// sharp (native libvips) is loaded on first use, so importing mambakit does not load it for language models.
+let sharpFn: typeof SharpT | null = null;
+async function loadSharp(): Promise<typeof SharpT> {
+  if (!sharpFn) {
+    try {
+      sharpFn = (await import('sharp')).default;
+    } catch (e) {
+      throw new MambakitError('E_ARG', `decoding images needs the 'sharp' package, which failed to load: ${(e as Error).message}`);
+    }
+  }
+  return sharpFn;
+}
+
 const describe = (img: ImageInput, i: number): string => (typeof img === 'string' ? img : `image ${i} (${img.length} bytes)`);
 
 /** One image → normalized HWC f32 values (size × size × 3). */
@@ -29,6 +42,7 @@ export async function preprocessImage(img: ImageInput, opts: PreprocessOptions =
   if (!(cropPct > 0 && cropPct <= 1)) throw new MambakitError('E_ARG', `preprocess: cropPct must be in (0, 1], got ${cropPct}`);
   if (typeof img !== 'string' && !(img instanceof Uint8Array)) throw new MambakitError('E_ARG', `image ${index}: expected a file path or a Buffer`);
   const what = describe(img, index);
+  const sharp = await loadSharp();
   let pixels: Buffer, rw: number, rh: number;
   try {
     const src = sharp(img, { failOn: 'error' });
