@@ -55,8 +55,10 @@ export class GatedCNNBlock {
 export interface GatedBlockBenchOptions {
   batch: number;
   /** The block's tokens are an H × W grid: T = height · width. */
-  height: number;
-  width: number;
+  height?: number;
+  width?: number;
+  /** Or T tokens, laid out as the squarest grid H × W = T (e.g. 196 → 14 × 14, 100 → 10 × 10). */
+  tokens?: number;
   channels: number;
   dtype?: WeightDType;
   device?: Device;
@@ -65,23 +67,34 @@ export interface GatedBlockBenchOptions {
 }
 
 /** Times one gated CNN block on random weights and input: seconds per call and tokens (B·H·W) per second. */
-export async function benchGatedBlock(o: GatedBlockBenchOptions): Promise<{ seconds: number; tokensPerSecond: number }> {
+export async function benchGatedBlock(o: GatedBlockBenchOptions): Promise<{ seconds: number; tokensPerSecond: number; height: number; width: number }> {
   const C = o.channels, h = gatedHidden(C), reps = o.reps ?? 5;
+  const [H, W] = o.tokens !== undefined ? squarestGrid(o.tokens) : [o.height ?? 0, o.width ?? 0];
+  if (![o.batch, H, W, reps].every((v) => Number.isInteger(v) && v >= 1))
+    throw new MambakitError('E_ARG', `benchGatedBlock: batch, reps and tokens (or height and width) must be positive integers`);
   const rnd = (n: number, s: number): Float32Array => Float32Array.from({ length: n }, () => (Math.random() * 2 - 1) * s);
   const w: GatedBlockWeights = {
     'norm.weight': rnd(C, 1), 'norm.bias': rnd(C, 0.1), 'fc1.weight': rnd(2 * h * C, 1 / Math.sqrt(C)), 'fc1.bias': rnd(2 * h, 0.1),
     'conv.weight': rnd(49 * C, 1 / 7), 'conv.bias': rnd(C, 0.1), 'fc2.weight': rnd(C * h, 1 / Math.sqrt(h)), 'fc2.bias': rnd(C, 0.1),
   };
   const block = GatedCNNBlock.create(C, w, { device: o.device, dtype: o.dtype });
-  const x = Tensor.from(rnd(o.batch * o.height * o.width * C, 1), [o.batch, o.height, o.width, C], { device: o.device });
+  const x = Tensor.from(rnd(o.batch * H * W * C, 1), [o.batch, H, W, C], { device: o.device });
   try {
     (await block.forward(x)).dispose();
     const t0 = process.hrtime.bigint();
     for (let r = 0; r < reps; ++r) (await block.forward(x)).dispose();
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9 / reps;
-    return { seconds, tokensPerSecond: (o.batch * o.height * o.width) / seconds };
+    return { seconds, tokensPerSecond: (o.batch * H * W) / seconds, height: H, width: W };
   } finally {
     x.dispose();
     block.dispose();
   }
+}
+
+/** H × W = T with H the largest divisor of T not above √T. */
+function squarestGrid(T: number): [number, number] {
+  if (!Number.isInteger(T) || T < 1) return [0, 0];
+  let H = Math.floor(Math.sqrt(T));
+  while (T % H !== 0) --H;
+  return [H, T / H];
 }

@@ -101,4 +101,8 @@ test('benchGatedBlock times a block on [B, H·W, C] tokens', async () => {
   const r = await benchGatedBlock({ batch: 1, height: 7, width: 9, channels: 48, reps: 2 });
   expect(r.seconds).toBeGreaterThan(0);
   expect(r.tokensPerSecond).toBeCloseTo(63 / r.seconds);
+  const t = await benchGatedBlock({ batch: 2, tokens: 98, channels: 21, reps: 1 });
+  expect([t.height, t.width]).toEqual([7, 14]);
+  expect(t.tokensPerSecond).toBeCloseTo(196 / t.seconds);
+  await expect(benchGatedBlock({ batch: 1, tokens: 0, channels: 8 })).rejects.toMatchObject({ code: 'E_ARG' });
 });
