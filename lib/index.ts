@@ -18,3 +18,11 @@ export type { SchedulerOptions } from './generate/scheduler';
 export { createServer } from './server/server';
 export type { MambaConfig, MoeConfig, ModalityConfig, MambaModelType } from './io/mamba-config';
 export type { ServeOptions } from './server/server';
+// MambaOut (vision)
+export { MambaOutClassifier } from './models/mambaout';
+export type { Classification, ClassifyOptions } from './models/mambaout';
+export { GatedCNNBlock, benchGatedBlock } from './vision/block';
+export type { GatedBlockWeights, GatedBlockBenchOptions } from './vision/block';
+export { preprocessImages } from './vision/preprocess';
+export type { ImageInput, PreprocessOptions } from './vision/preprocess';
+export * as visionOps from './vision/ops';

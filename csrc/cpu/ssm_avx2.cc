@@ -7,16 +7,13 @@
 // uses masked loads/stores; masked lanes compute on zeros (A = 0, u = 0), which stays finite.
 #include <immintrin.h>
 
+#include "cpu/avx2_exp.h"
 #include "cpu/ssm.h"
-
-#define MK_AVX2 __attribute__((target("avx2,fma,f16c")))
-#define MK_AVX2_INLINE __attribute__((target("avx2,fma,f16c"), always_inline)) inline
 
 namespace mk::cpu::detail {
 namespace {
 
 constexpr int BW = static_cast<int>(kSsmBlock);
-constexpr float kLog2e = 1.4426950408889634f;
 
 MK_AVX2_INLINE __m256i lane_mask(int64_t cnt) {
   const int c = cnt < 0 ? 0 : (cnt > 8 ? 8 : static_cast<int>(cnt));
@@ -34,25 +31,6 @@ MK_AVX2_INLINE void st(float* p, __m256i m, __m256 v) {
     _mm256_maskstore_ps(p, m, v);
 }
 
-// 2^f for f in [-0.5, 0.5]: degree-6 relative-minimax polynomial, ~1.0e-7 max relative error in
-// f32 evaluation (fitted with a Lawson/IRLS iteration on Chebyshev nodes).
-MK_AVX2_INLINE __m256 exp2_poly(__m256 f) {
-  __m256 p = _mm256_set1_ps(1.5356125368271023e-4f);
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.3398817973211408e-3f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(9.618427604436874e-3f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(5.5503327399492264e-2f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(2.4022647738456726e-1f));
-  p = _mm256_fmadd_ps(p, f, _mm256_set1_ps(6.931471824645996e-1f));
-  return _mm256_fmadd_ps(p, f, _mm256_set1_ps(1.f));
-}
-
-// p * 2^n for p in [0.7, 1.42] and integral n in [-124, 127]: add n to the exponent field
-// (stays a normal number, so no special cases).
-MK_AVX2_INLINE __m256 scale_pow2(__m256 p, __m256 n) {
-  const __m256i e = _mm256_slli_epi32(_mm256_cvtps_epi32(n), 23);
-  return _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(p), e));
-}
-
 // 2^t for t <= 127 (the scan's exponent, already in log2 units: dt' * A * log2(e) <= 0).
 // Below -124 the result is clamped to ~2^-124 instead of flushing to 0: invisible next to any
 // state value. The only rounding beyond the polynomial is the caller's product dt' * A2, whose
@@ -61,16 +39,6 @@ MK_AVX2_INLINE __m256 exp2_fast(__m256 t) {
   t = _mm256_max_ps(t, _mm256_set1_ps(-124.f));
   const __m256 n = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   return scale_pow2(exp2_poly(_mm256_sub_ps(t, n)), n);
-}
-
-// e^x with a Cody-Waite reduction (full f32 accuracy for large |x|), clamped to [-86, 88].
-MK_AVX2_INLINE __m256 exp_acc(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-86.f)), _mm256_set1_ps(88.f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  return scale_pow2(exp2_poly(_mm256_mul_ps(r, _mm256_set1_ps(kLog2e))), n);
 }
 
 // softplus(v) = v > 20 ? v : max(v, 0) + log1p(exp(-|v|)). log1p(w), w in (0, 1], is

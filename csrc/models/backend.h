@@ -51,3 +51,29 @@ class Backend {
 Status make_backend(Device dev, std::unique_ptr<Backend>* out);
 
 }  // namespace mk
+
+// MambaOut (vision) ---------------------------------------------------------------------------------
+// The image kernels of the MambaOut plan (models/mambaout.cc), beside Backend (which gives it gemm and
+// finish): NHWC f32, definitions in cpu/vision.h. Kept as a separate table so the vision plan and the
+// language models grow apart.
+namespace mk {
+
+class VisionBackend {
+ public:
+  virtual ~VisionBackend() = default;
+  virtual Status layernorm(const float* x, const float* w, const float* b, float* y, int64_t rows, int64_t D,
+                           float eps) = 0;
+  virtual Status add(const float* a, const float* b, float* y, int64_t n) = 0;  // y may alias a or b
+  virtual Status conv3x3s2(const float* x, const float* w, const float* bias, float* y, int64_t B, int64_t H,
+                           int64_t W, int64_t Ci, int64_t Co) = 0;
+  virtual Status dwconv7(const float* x, int64_t ldx, const float* w, const float* bias, float* y, int64_t ldy,
+                         int64_t B, int64_t H, int64_t W, int64_t C) = 0;
+  virtual Status gelu_gate(const float* a, int64_t lda, const float* b, int64_t ldb, float* y, int64_t ldy,
+                           int64_t rows, int64_t n) = 0;
+  virtual Status mean_pool(const float* x, float* y, int64_t B, int64_t P, int64_t C) = 0;
+};
+
+// The vision kernels for `dev` (E_DEVICE for a CUDA device in a CPU-only build).
+Status make_vision_backend(Device dev, std::unique_ptr<VisionBackend>* out);
+
+}  // namespace mk

@@ -92,3 +92,62 @@ Status make_backend(Device dev, std::unique_ptr<Backend>* out) {
 }
 
 }  // namespace mk
+
+// MambaOut (vision) ---------------------------------------------------------------------------------
+#include "cpu/vision.h"
+
+namespace mk {
+namespace {
+
+class CpuVision : public VisionBackend {
+ public:
+  Status layernorm(const float* x, const float* w, const float* b, float* y, int64_t rows, int64_t D,
+                   float eps) override {
+    if (rows > 0) cpu::layernorm(x, w, b, y, rows, D, eps);
+    return Status::Ok();
+  }
+  Status add(const float* a, const float* b, float* y, int64_t n) override {
+    if (n > 0) cpu::add(a, b, y, n, n);
+    return Status::Ok();
+  }
+  Status conv3x3s2(const float* x, const float* w, const float* bias, float* y, int64_t B, int64_t H, int64_t W,
+                   int64_t Ci, int64_t Co) override {
+    cpu::conv3x3s2(x, w, bias, y, B, H, W, Ci, Co);
+    return Status::Ok();
+  }
+  Status dwconv7(const float* x, int64_t ldx, const float* w, const float* bias, float* y, int64_t ldy, int64_t B,
+                 int64_t H, int64_t W, int64_t C) override {
+    cpu::dwconv7(x, ldx, w, bias, y, ldy, B, H, W, C);
+    return Status::Ok();
+  }
+  Status gelu_gate(const float* a, int64_t lda, const float* b, int64_t ldb, float* y, int64_t ldy, int64_t rows,
+                   int64_t n) override {
+    cpu::gelu_gate(a, lda, b, ldb, y, ldy, rows, n);
+    return Status::Ok();
+  }
+  Status mean_pool(const float* x, float* y, int64_t B, int64_t P, int64_t C) override {
+    cpu::mean_pool(x, y, B, P, C);
+    return Status::Ok();
+  }
+};
+
+}  // namespace
+
+#ifdef MAMBAKIT_CUDA
+Status make_cuda_vision_backend(int dev, std::unique_ptr<VisionBackend>* out);  // backend_cuda.cc
+#endif
+
+Status make_vision_backend(Device dev, std::unique_ptr<VisionBackend>* out) {
+  if (!dev.is_cuda()) {
+    out->reset(new CpuVision());
+    return Status::Ok();
+  }
+#ifdef MAMBAKIT_CUDA
+  MK_RETURN_IF_ERROR(gpu::check_device(dev.index));
+  return make_cuda_vision_backend(dev.index, out);
+#else
+  return gpu::check_device(dev.index);  // the stub: "built without CUDA"
+#endif
+}
+
+}  // namespace mk

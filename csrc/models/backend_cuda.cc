@@ -89,3 +89,48 @@ Status make_cuda_backend(int dev, std::unique_ptr<Backend>* out) {
 }
 
 }  // namespace mk
+
+// MambaOut (vision) ---------------------------------------------------------------------------------
+#include "cuda/vision.cuh"
+
+namespace mk {
+namespace {
+
+class CudaVision : public VisionBackend {
+ public:
+  explicit CudaVision(int dev) : stream_(gpu::stream(dev)) {}
+  Status layernorm(const float* x, const float* w, const float* b, float* y, int64_t rows, int64_t D,
+                   float eps) override {
+    return cuda::layernorm(x, w, b, y, rows, D, eps, stream_);
+  }
+  Status add(const float* a, const float* b, float* y, int64_t n) override {
+    return n > 0 ? cuda::add(a, b, y, n, n, stream_) : Status::Ok();
+  }
+  Status conv3x3s2(const float* x, const float* w, const float* bias, float* y, int64_t B, int64_t H, int64_t W,
+                   int64_t Ci, int64_t Co) override {
+    return cuda::conv3x3s2(x, w, bias, y, B, H, W, Ci, Co, stream_);
+  }
+  Status dwconv7(const float* x, int64_t ldx, const float* w, const float* bias, float* y, int64_t ldy, int64_t B,
+                 int64_t H, int64_t W, int64_t C) override {
+    return cuda::dwconv7(x, ldx, w, bias, y, ldy, B, H, W, C, stream_);
+  }
+  Status gelu_gate(const float* a, int64_t lda, const float* b, int64_t ldb, float* y, int64_t ldy, int64_t rows,
+                   int64_t n) override {
+    return cuda::gelu_gate(a, lda, b, ldb, y, ldy, rows, n, stream_);
+  }
+  Status mean_pool(const float* x, float* y, int64_t B, int64_t P, int64_t C) override {
+    return cuda::mean_pool(x, y, B, P, C, stream_);
+  }
+
+ private:
+  void* stream_;
+};
+
+}  // namespace
+
+Status make_cuda_vision_backend(int dev, std::unique_ptr<VisionBackend>* out) {
+  out->reset(new CudaVision(dev));
+  return Status::Ok();
+}
+
+}  // namespace mk

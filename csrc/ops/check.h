@@ -26,6 +26,15 @@ inline Status shape_error(const char* op, const std::string& msg) {
   return make_error(Code::SHAPE, std::string(op) + ": " + msg);
 }
 
+// An optional f32 vector input (absent = ok) of length D: a weight, a bias.
+inline Status check_vec(const char* op, const char* what, const Tensor* t, int64_t D) {
+  if (!t) return Status::Ok();
+  MK_RETURN_IF_ERROR(check_dtype(op, what, *t, {DType::F32}));
+  if (t->ndim() != 1 || t->dim(0) != D)
+    return shape_error(op, std::string(what) + " " + t->desc() + " must be [" + std::to_string(D) + "]");
+  return Status::Ok();
+}
+
 // Rows of a tensor viewed as [rows, last dim].
 inline int64_t rows_of(const Tensor& t) { return t.ndim() == 0 ? 1 : t.numel() / std::max<int64_t>(t.dim(-1), 1); }
 

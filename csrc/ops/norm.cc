@@ -7,14 +7,6 @@
 namespace mk {
 namespace {
 
-Status check_vec(const char* op, const char* what, const Tensor* t, int64_t D) {
-  if (!t) return Status::Ok();
-  MK_RETURN_IF_ERROR(check_dtype(op, what, *t, {DType::F32}));
-  if (t->ndim() != 1 || t->dim(0) != D)
-    return shape_error(op, std::string(what) + " " + t->desc() + " must be [" + std::to_string(D) + "]");
-  return Status::Ok();
-}
-
 Status check_eps(const char* op, const Attrs& a) {
   const double eps = a.get("eps", 1e-5);
   if (!(eps >= 0 && eps < 1)) return make_error(Code::ARG, std::string(op) + ": eps must be in [0, 1)");

@@ -3,6 +3,7 @@
 import { parseArgs } from 'util';
 
 import { MambakitError } from '../errors';
+import { asLanguageModel } from '../models/language';
 import { loadModel } from '../models/load';
 import type { WeightDType } from '../models/mamba';
 import type { Device } from '../tensor';
@@ -39,9 +40,9 @@ export async function cmdGenerate(argv: string[]): Promise<void> {
     },
   });
   if (!values.model || positionals.length !== 1) throw new MambakitError('E_ARG', GENERATE_USAGE);
-  const model = await loadModel(values.model, {
+  const model = asLanguageModel(await loadModel(values.model, {
     device: (values.device ?? 'cpu') as Device, dtype: (values.dtype ?? 'f32') as WeightDType, onProgress: bar,
-  });
+  }), values.model);
   const ac = new AbortController();
   process.once('SIGINT', () => ac.abort());
   const it = model.generate(positionals[0], {

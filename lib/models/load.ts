@@ -8,6 +8,8 @@ import { ProgressFn, isRecord, openCheckpoint } from '../io/safetensors';
 import { Device } from '../tensor';
 import { loadTokenizer } from '../tokenizer';
 import { MambaLM, WeightDType } from './mamba';
+import { MambaOutClassifier } from './mambaout';
+import { parseMambaOutConfig, validateMambaOutCheckpoint } from '../io/mambaout-config';
 
 export interface LoadModelOptions {
   device?: Device;
@@ -17,7 +19,7 @@ export interface LoadModelOptions {
   onProgress?: ProgressFn;
 }
 
-export type Model = MambaLM;
+export type Model = MambaLM | MambaOutClassifier;
 
 export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<Model> {
   const device = opts.device ?? 'cpu';
@@ -44,6 +46,12 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
       const model = await MambaLM.load(cfg, ckpt, V, device, dtype);
       model.tokenizer = tokenizer;
       return model;
+    }
+    case 'mambaout': {
+      const cfg = parseMambaOutConfig(json, cfgFile);
+      const ckpt = await openCheckpoint(dir, { onProgress: opts.onProgress });
+      validateMambaOutCheckpoint(cfg, ckpt);
+      return MambaOutClassifier.load(cfg, ckpt, device, dtype);
     }
     default:
       throw new MambakitError('E_FORMAT', `${cfgFile}: unknown model_type ${JSON.stringify(type)} (supported: "mamba", "moe_mamba", "mixture_of_mamba")`);

@@ -98,7 +98,7 @@ describe.each(DEVICES)('Mamba on %s', (device) => {
     const s = SHAPES[0][1];
     const { dir } = await checkpoint(`${device}-${dtype}`, s);
     const seq = [Array.from(randInt(9, s.V))];
-    const f32 = await rows(await (await loadModel(dir, { device })).forward(seq));
+    const f32 = await rows(await ((await loadModel(dir, { device })) as MambaLM).forward(seq));
     const half = (await loadModel(dir, { device, dtype })) as MambaLM;
     expect(half.dtype).toBe(dtype);
     expectClose(await rows(await half.forward(seq)), f32, 2e-2, `${dtype} model`);

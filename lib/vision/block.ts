@@ -1,0 +1,100 @@
+// One MambaOut gated CNN block, runnable alone (tests, and `benchGatedBlock` for `mambakit bench`):
+//   y = x + fc2(gelu(g) ⊙ [i, dwconv7(c)]),  g, i, c = split(fc1(LN(x)), [h, h − C, C]),  h = int(8/3·C)
+import { MambakitError } from '../errors';
+import { gatedHidden } from '../io/mambaout-config';
+import { NativeTensor, call } from '../native';
+import { Device, Tensor } from '../tensor';
+import type { WeightDType } from '../models/mamba';
+import { visionAddon } from './native';
+import { oihwToHwio } from './repack';
+
+/** A block's weights as timm names them inside the block, in timm's shapes (conv.weight [C, 1, 7, 7]). */
+export type GatedBlockWeights = Record<'norm.weight' | 'norm.bias' | 'fc1.weight' | 'fc1.bias' | 'conv.weight' | 'conv.bias' | 'fc2.weight' | 'fc2.bias', Float32Array>;
+
+export class GatedCNNBlock {
+  readonly #tensors: Tensor[];
+  readonly #handles: Record<string, NativeTensor>;
+
+  private constructor(readonly channels: number, readonly device: Device, tensors: Record<string, Tensor>) {
+    this.#tensors = Object.values(tensors);
+    this.#handles = Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, t.handle]));
+  }
+
+  /** Uploads the weights (fc1/fc2 in `dtype`, the rest f32); shapes are checked natively on use. */
+  static create(channels: number, w: GatedBlockWeights, opts: { device?: Device; dtype?: WeightDType } = {}): GatedCNNBlock {
+    const C = channels, h = gatedHidden(C), device = opts.device ?? 'cpu', dtype = opts.dtype ?? 'f32';
+    if (!Number.isInteger(C) || C < 2) throw new MambakitError('E_ARG', `GatedCNNBlock: channels must be an integer >= 2, got ${C}`);
+    if (w['conv.weight'].length !== C * 49) throw new MambakitError('E_SHAPE', `GatedCNNBlock: conv.weight has ${w['conv.weight'].length} values, expected [${C}, 1, 7, 7]`);
+    const shapes: Record<keyof GatedBlockWeights, number[]> = {
+      'norm.weight': [C], 'norm.bias': [C], 'fc1.weight': [2 * h, C], 'fc1.bias': [2 * h],
+      'conv.weight': [7, 7, C], 'conv.bias': [C], 'fc2.weight': [C, h], 'fc2.bias': [C],
+    };
+    const t: Record<string, Tensor> = {};
+    try {
+      for (const [k, shape] of Object.entries(shapes) as [keyof GatedBlockWeights, number[]][]) {
+        const data = k === 'conv.weight' ? oihwToHwio(w[k], C, 1, 7, 7) : w[k];
+        t[k] = Tensor.from(data, shape, { device, dtype: k.endsWith('.weight') && k.startsWith('fc') ? dtype : 'f32' });
+      }
+    } catch (e) {
+      Object.values(t).forEach((x) => x.dispose());
+      throw e;
+    }
+    return new GatedCNNBlock(C, device, t);
+  }
+
+  /** x f32 [B, H, W, C] → y [B, H, W, C] (a new tensor). */
+  async forward(x: Tensor, eps = 1e-6): Promise<Tensor> {
+    return Tensor.fromHandle(await call(() => visionAddon.mambaoutBlock(this.channels, eps, this.#handles, x.handle)));
+  }
+
+  dispose(): void {
+    this.#tensors.forEach((t) => t.dispose());
+  }
+}
+
+export interface GatedBlockBenchOptions {
+  batch: number;
+  /** The block's tokens are an H × W grid: T = height · width. */
+  height?: number;
+  width?: number;
+  /** Or T tokens, laid out as the squarest grid H × W = T (e.g. 196 → 14 × 14, 100 → 10 × 10). */
+  tokens?: number;
+  channels: number;
+  dtype?: WeightDType;
+  device?: Device;
+  /** Timed calls after one warm-up (default 5). */
+  reps?: number;
+}
+
+/** Times one gated CNN block on random weights and input: seconds per call and tokens (B·H·W) per second. */
+export async function benchGatedBlock(o: GatedBlockBenchOptions): Promise<{ seconds: number; tokensPerSecond: number; height: number; width: number }> {
+  const C = o.channels, h = gatedHidden(C), reps = o.reps ?? 5;
+  const [H, W] = o.tokens !== undefined ? squarestGrid(o.tokens) : [o.height ?? 0, o.width ?? 0];
+  if (![o.batch, H, W, reps].every((v) => Number.isInteger(v) && v >= 1))
+    throw new MambakitError('E_ARG', `benchGatedBlock: batch, reps and tokens (or height and width) must be positive integers`);
+  const rnd = (n: number, s: number): Float32Array => Float32Array.from({ length: n }, () => (Math.random() * 2 - 1) * s);
+  const w: GatedBlockWeights = {
+    'norm.weight': rnd(C, 1), 'norm.bias': rnd(C, 0.1), 'fc1.weight': rnd(2 * h * C, 1 / Math.sqrt(C)), 'fc1.bias': rnd(2 * h, 0.1),
+    'conv.weight': rnd(49 * C, 1 / 7), 'conv.bias': rnd(C, 0.1), 'fc2.weight': rnd(C * h, 1 / Math.sqrt(h)), 'fc2.bias': rnd(C, 0.1),
+  };
+  const block = GatedCNNBlock.create(C, w, { device: o.device, dtype: o.dtype });
+  const x = Tensor.from(rnd(o.batch * H * W * C, 1), [o.batch, H, W, C], { device: o.device });
+  try {
+    (await block.forward(x)).dispose();
+    const t0 = process.hrtime.bigint();
+    for (let r = 0; r < reps; ++r) (await block.forward(x)).dispose();
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9 / reps;
+    return { seconds, tokensPerSecond: (o.batch * H * W) / seconds, height: H, width: W };
+  } finally {
+    x.dispose();
+    block.dispose();
+  }
+}
+
+/** H × W = T with H the largest divisor of T not above √T. */
+function squarestGrid(T: number): [number, number] {
+  if (!Number.isInteger(T) || T < 1) return [0, 0];
+  let H = Math.floor(Math.sqrt(T));
+  while (T % H !== 0) --H;
+  return [H, T / H];
+}
