@@ -34,6 +34,7 @@ test('mambakit bench --size tiny writes the table, JSON and chart', () => {
   expect(r.stdout).toMatch(/MoE-Mamba, 32 experts top-1/);
   expect(r.stdout).toMatch(/Mixture-of-Mamba, 3 modalities/);
   expect(r.stdout).toMatch(/masked loop vs grouped GEMM/);
+  expect(r.stdout).toMatch(/gated CNN block \(MambaOut\)/);
   const j = JSON.parse(fs.readFileSync(out, 'utf8'));
   expect(j.results.map((x: { id: string }) => x.id)).toEqual([...CONFIG_IDS]);
   for (const x of j.results) {
@@ -44,6 +45,8 @@ test('mambakit bench --size tiny writes the table, JSON and chart', () => {
     if (x.family === 'moe') expect(x.expertLoad.reduce((a: number, b: number) => a + b, 0)).toBe(2 * SIZES.tiny.prompt * (x.id.endsWith('top2') ? 2 : 1));
   }
   for (const p of j.projections) expect(p.maxAbsDiff).toBeLessThan(1e-4); // the two ways compute the same function
+  expect(j.visionBlocks.gatedCnn.tokensPerSec).toBeGreaterThan(0);
+  expect(j.visionBlocks.mamba.params).toBeGreaterThan(0);
   const svg = fs.readFileSync(chart, 'utf8');
   expect(svg.startsWith('<svg')).toBe(true);
   expect(svg).toContain('Decode throughput');

@@ -1,5 +1,5 @@
 // The SVG chart of `mambakit bench`: bar panels a person can read at a glance (no dependencies).
-import type { ConfigResult, ProjectionResult } from './measure';
+import type { ConfigResult, ProjectionResult, VisionBlockResult } from './measure';
 
 interface Series { name: string; color: string; values: number[] }
 
@@ -59,7 +59,7 @@ function loadPanel(x: number, y: number, w: number, results: ConfigResult[]): { 
 }
 
 /** The whole chart: speed, parameters, expert load, and the projection comparison. */
-export function benchChart(title: string, subtitle: string, results: ConfigResult[], proj: ProjectionResult[]): string {
+export function benchChart(title: string, subtitle: string, results: ConfigResult[], proj: ProjectionResult[], vision: VisionBlockResult | null = null): string {
   const W = 900;
   const cats = results.map((r) => r.label);
   const panels = [
@@ -76,6 +76,10 @@ export function benchChart(title: string, subtitle: string, results: ConfigResul
     panels.push(barPanel(20, 0, W - 40, 'Mixture-of-Mamba projections: the masked loop vs one grouped GEMM', proj.map((p) => `${p.modalities} modalities, ${p.rows} rows`), [
       { name: 'masked loop', color: '#de2d26', values: proj.map((p) => p.maskedLoopSeconds * 1e3) },
       { name: 'grouped GEMM', color: '#3182bd', values: proj.map((p) => p.groupedSeconds * 1e3) }], 'milliseconds for in/x/dt/out_proj (lower is better)'));
+  if (vision)
+    panels.push(barPanel(20, 0, W - 40, `One block of width ${vision.channels} on ${vision.batch} × ${vision.tokens} image tokens (MambaOut's comparison)`,
+      [`gated CNN (${(vision.gatedCnn.params / 1e6).toFixed(2)} M params)`, `Mamba (${(vision.mamba.params / 1e6).toFixed(2)} M params)`], [
+        { name: 'tokens / s', color: '#756bb1', values: [vision.gatedCnn.tokensPerSec, vision.mamba.tokensPerSec] }], 'tokens / s (higher is better)'));
   let y = 60;
   const body: string[] = [];
   for (const p of panels) {

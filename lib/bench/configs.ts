@@ -8,13 +8,16 @@ export interface BenchSize {
   D: number; L: number; V: number; N: number; expand: number; K: number;
   /** Prompt length of the prefill measurement and decode steps timed per batch size. */
   prompt: number; decodeSteps: number;
+  /** MambaOut's block comparison: width, image tokens (a √T × √T grid), batch. */
+  vision?: { C: number; T: number; batch: number };
 }
 
 // small (the default) keeps the sparsest configs within a few hundred MB; base is the mamba-130m shape.
 export const SIZES: Record<SizeName, BenchSize> = {
-  tiny: { D: 64, L: 4, V: 512, N: 16, expand: 2, K: 4, prompt: 64, decodeSteps: 8 },
-  small: { D: 512, L: 8, V: 8192, N: 16, expand: 2, K: 4, prompt: 512, decodeSteps: 32 },
-  base: { D: 768, L: 24, V: 50280, N: 16, expand: 2, K: 4, prompt: 512, decodeSteps: 32 },
+  tiny: { D: 64, L: 4, V: 512, N: 16, expand: 2, K: 4, prompt: 64, decodeSteps: 8, vision: { C: 48, T: 64, batch: 2 } },
+  // vision: MambaOut-Tiny's stage-3 width on its 14 × 14 grid
+  small: { D: 512, L: 8, V: 8192, N: 16, expand: 2, K: 4, prompt: 512, decodeSteps: 32, vision: { C: 384, T: 196, batch: 8 } },
+  base: { D: 768, L: 24, V: 50280, N: 16, expand: 2, K: 4, prompt: 512, decodeSteps: 32, vision: { C: 576, T: 196, batch: 32 } },
 };
 
 export interface BenchConfig {

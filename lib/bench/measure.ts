@@ -1,11 +1,18 @@
 // The measurements of `mambakit bench`, each run in a process of its own (mambakit's peak-memory
 // counter is process-wide): one model configuration, or the Mixture-of-Mamba projection comparison.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+import { gatedHidden } from '../io/mambaout-config';
+import { parseMambaConfig } from '../io/mamba-config';
 import { loadModel } from '../models/load';
 import { MambaLM, WeightDType } from '../models/mamba';
 import * as ops from '../ops';
 import { memory } from '../runtime';
 import { Device, Tensor } from '../tensor';
-import { Accounting, BenchSize, ConfigId, accounting, benchConfig, decodeMix, tokenMix } from './configs';
+import { benchGatedBlock } from '../vision/block';
+import { Accounting, BenchSize, ConfigId, accounting, benchConfig, decodeMix, mambaBlockParams, tokenMix } from './configs';
 import { randomWeights, writeCheckpoint } from './random-checkpoint';
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -203,4 +210,43 @@ export async function measureProjections(size: BenchSize, M: number, rows: numbe
   a.out.forEach((o, p) => o.forEach((v, i) => { maxAbsDiff = Math.max(maxAbsDiff, Math.abs(v - b.out[p][i])); }));
   for (const t of [...stacked, ...perMod.flat(), ...xs, modIds]) t.dispose();
   return { rows, modalities: M, maskedLoopSeconds: a.s, groupedSeconds: b.s, speedup: a.s / b.s, maxAbsDiff };
+}
+
+export interface VisionBlockResult {
+  channels: number;
+  tokens: number;
+  batch: number;
+  gatedCnn: { params: number; seconds: number; tokensPerSec: number };
+  mamba: { params: number; seconds: number; tokensPerSec: number };
+}
+
+/**
+ * MambaOut's comparison in small: one gated CNN block (no SSM) beside one Mamba block of the same
+ * width (expand 2, state 16) on the same image-token sequence (a √T × √T grid for the CNN, the
+ * raster order for the SSM), timed alternately on random weights.
+ */
+export async function measureVisionBlocks(C: number, T: number, batch: number, device: Device, dtype: WeightDType, reps: number): Promise<VisionBlockResult> {
+  const h = gatedHidden(C);
+  const gatedParams = 2 * C + 2 * h * C + 2 * h + 49 * C + C + h * C + C;
+  const json = { model_type: 'mamba', hidden_size: C, num_hidden_layers: 1, vocab_size: 2, state_size: 16, expand: 2, conv_kernel: 4 };
+  const cfg = parseMambaConfig(json, 'vision-bench mamba block');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mambakit-bench-block-'));
+  try {
+    await writeCheckpoint(dir, json, cfg, randomWeights(cfg), 'F32');
+    const model = (await loadModel(dir, { device, dtype })) as MambaLM;
+    const x = Tensor.from(Float32Array.from({ length: batch * T * C }, () => Math.random() * 2 - 1), [batch, T, C], { device });
+    const g: number[] = [], m: number[] = [];
+    for (let r = 0; r < reps + 1; ++r) {
+      const tg = (await benchGatedBlock({ batch, tokens: T, channels: C, dtype, device, reps: 1 })).seconds;
+      const tm = await time(async () => (await model.forward(x)).dispose());
+      if (r > 0) g.push(tg), m.push(tm);
+    }
+    x.dispose();
+    model.dispose();
+    const block = (params: number, s: number) => ({ params, seconds: s, tokensPerSec: (batch * T) / s });
+    // the 1-block model's final norm and 2-row head cost a few microseconds: the time is the block's
+    return { channels: C, tokens: T, batch, gatedCnn: block(gatedParams, median(g)), mamba: block(mambaBlockParams({ D: C, N: 16, expand: 2, K: 4, L: 1, V: 2, prompt: 0, decodeSteps: 0 }), median(m)) };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -18,11 +18,11 @@ import type { Device } from '../tensor';
 import { benchChart } from '../bench/chart';
 import { CONFIG_IDS, ConfigId, SIZES, SizeName } from '../bench/configs';
 import { machine } from '../bench/machine';
-import { ConfigResult, MemoryResult, ProjectionResult, SpeedResult, configResult, measureMemory, measureProjections, measureSpeed, writeConfig } from '../bench/measure';
+import { ConfigResult, MemoryResult, ProjectionResult, SpeedResult, VisionBlockResult, configResult, measureMemory, measureProjections, measureSpeed, measureVisionBlocks, writeConfig } from '../bench/measure';
 
 export const BENCH_USAGE = `usage: mambakit bench [options]      (dense vs MoE-Mamba vs Mixture-of-Mamba, random weights)
   --size tiny|small|base (small)   --device cpu|cuda|cuda:N (cpu)   --dtype bf16|f32|f16 (bf16)
-  --configs ${CONFIG_IDS.join(',')} (all)   --no-projections   --threads N
+  --configs ${CONFIG_IDS.join(',')} (all)   --no-projections   --no-vision   --threads N
   --rounds N (8; tiny 2)   --out FILE (mambakit-bench.json)   --chart FILE (mambakit-bench.svg)`;
 
 const RESULT = '@@mambakit-bench-result ';
@@ -30,7 +30,7 @@ const RESULT = '@@mambakit-bench-result ';
 interface Opts { size: SizeName; device: Device; dtype: WeightDType; threads?: number; rounds: number }
 
 // Child mode: one measurement, its JSON on a marked stdout line. Specs: write:ID:DIR, memory:ID:DIR,
-// speed:ID1,ID2,...:DIR1,DIR2,..., proj:M:ROWS.
+// speed:ID1,ID2,...:DIR1,DIR2,..., proj:M:ROWS, vision.
 async function child(spec: string, o: Opts): Promise<void> {
   if (o.threads) setThreads(o.threads);
   const [kind, a, b] = spec.split(':');
@@ -39,6 +39,7 @@ async function child(spec: string, o: Opts): Promise<void> {
   if (kind === 'write') await writeConfig(a as ConfigId, size, b);
   else if (kind === 'memory') r = await measureMemory(a as ConfigId, size, b, o.device, o.dtype);
   else if (kind === 'speed') r = await measureSpeed(a.split(',') as ConfigId[], size, b.split(','), o.device, o.dtype, o.rounds);
+  else if (kind === 'vision' && size.vision) r = await measureVisionBlocks(size.vision.C, size.vision.T, size.vision.batch, o.device, o.dtype, o.rounds);
   else r = await measureProjections(size, Number(a), Number(b), o.device, o.dtype);
   process.stdout.write(RESULT + JSON.stringify(r) + '\n');
 }
@@ -80,7 +81,7 @@ export async function cmdBench(argv: string[]): Promise<void> {
     args: argv,
     options: {
       size: { type: 'string' }, device: { type: 'string' }, dtype: { type: 'string' }, configs: { type: 'string' },
-      out: { type: 'string' }, chart: { type: 'string' }, threads: { type: 'string' }, 'no-projections': { type: 'boolean' },
+      out: { type: 'string' }, chart: { type: 'string' }, threads: { type: 'string' }, 'no-projections': { type: 'boolean' }, 'no-vision': { type: 'boolean' },
       child: { type: 'string' }, rounds: { type: 'string' },
     },
   });
@@ -128,19 +129,32 @@ export async function cmdBench(argv: string[]): Promise<void> {
       proj.push(r);
     }
 
+  let vision: VisionBlockResult | null = null;
+  if (!values['no-vision'] && s.vision) {
+    process.stderr.write(`  gated CNN block vs Mamba block, C ${s.vision.C}, ${s.vision.T} image tokens × ${s.vision.batch} … `);
+    vision = await runChild<VisionBlockResult>('vision', o);
+    process.stderr.write('done\n');
+  }
+
   const m = machine();
   process.stdout.write('\n' + table(results) + '\n');
   if (proj.length > 0) {
     process.stdout.write('\nMixture-of-Mamba projections (in/x/dt/out_proj of one block): masked loop vs grouped GEMM\n');
     for (const p of proj) process.stdout.write(`  ${p.modalities} modalities, ${String(p.rows).padStart(4)} rows: ${(p.maskedLoopSeconds * 1e3).toFixed(2)} ms vs ${(p.groupedSeconds * 1e3).toFixed(2)} ms = ${p.speedup.toFixed(2)}× (max |diff| ${p.maxAbsDiff.toExponential(1)})\n`);
   }
+  if (vision) {
+    const v = vision;
+    process.stdout.write(`\nMambaOut's comparison in small: one block of width ${v.channels} on ${v.batch} × ${v.tokens} image tokens\n`);
+    for (const [name, b] of [['gated CNN block (MambaOut)', v.gatedCnn], ['Mamba block (expand 2, N 16)', v.mamba]] as const)
+      process.stdout.write(`  ${name.padEnd(30)} ${(b.params / 1e6).toFixed(2)} M params  ${(b.seconds * 1e3).toFixed(2)} ms  ${b.tokensPerSec.toFixed(0)} tokens/s\n`);
+  }
   const out = path.resolve(values.out ?? 'mambakit-bench.json');
   const chartFile = path.resolve(values.chart ?? 'mambakit-bench.svg');
   const shape = { ...s, dtype, device, decodeBatches: [1, 16], tokenMix: 'Mixture-of-Mamba prefill: text 96, image 256, text 64, speech 64, text 32 (3 modalities) / text 128, image 256, text 128 (2); decode b16 rows 50/30/20% (60/40%)' };
   fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, JSON.stringify({ machine: m, size, shape, results, projections: proj }, null, 2) + '\n');
+  fs.writeFileSync(out, JSON.stringify({ machine: m, size, shape, results, projections: proj, visionBlocks: vision }, null, 2) + '\n');
   fs.mkdirSync(path.dirname(chartFile), { recursive: true });
   fs.writeFileSync(chartFile, benchChart(`mambakit bench — dense vs sparse Mamba (${size}, ${dtype}, ${device})`,
-    `${m.cpu}, ${m.threads} threads${m.gpus.length ? ', ' + m.gpus.join(', ') : ''} · D=${s.D}, ${s.L} blocks, vocab ${s.V}, prompt ${s.prompt} · random weights · ${m.date.slice(0, 10)}`, results, proj));
+    `${m.cpu}, ${m.threads} threads${m.gpus.length ? ', ' + m.gpus.join(', ') : ''} · D=${s.D}, ${s.L} blocks, vocab ${s.V}, prompt ${s.prompt} · random weights · ${m.date.slice(0, 10)}`, results, proj, vision));
   process.stdout.write(`\nwrote ${out}\nwrote ${chartFile}\n`);
 }
