@@ -16,6 +16,8 @@ export interface CompletionRequest {
   seed?: number;
   stop?: string | string[];
   stream?: boolean;
+  /** mambakit extension for Mixture-of-Mamba models: the modality (id or name) of the request. */
+  modality?: string | number;
 }
 
 /** JSON schema of the body (fastify validates it before the handler runs: malformed → 400). */
@@ -36,6 +38,7 @@ export function completionSchema(maxTokens: number): Record<string, unknown> {
       seed: { type: 'integer', minimum: 0, maximum: 4294967295 },
       stop: { anyOf: [{ type: 'string' }, { type: 'array', maxItems: 16, items: { type: 'string' } }] },
       stream: { type: 'boolean' },
+      modality: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'integer', minimum: 0 }] },
     },
   };
 }
@@ -47,6 +50,7 @@ export function toGenerateOptions(b: CompletionRequest, signal: AbortSignal): Ge
     topP: b.top_p, topK: b.top_k, minP: b.min_p, repetitionPenalty: b.repetition_penalty, seed: b.seed,
     stop: b.stop === undefined ? undefined : Array.isArray(b.stop) ? b.stop : [b.stop],
     signal,
+    modality: b.modality,
   };
 }
 

@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { MambaLM, Tensor, loadModel } from '../../lib';
+import { MambaLM, Tensor, createServer, loadModel } from '../../lib';
 import { DEVICES } from '../helpers/backends';
 import { expectClose, expectEqual } from '../helpers/compare';
 import { MambaShape, Weights, randomMambaWeights, writeMambaCheckpoint } from '../helpers/mamba-ckpt';
@@ -137,6 +137,20 @@ describe.each(DEVICES)('sparse Mamba models on %s', (device) => {
       together.forEach((r, i) => expect(r.tokens).toEqual(alone[i]));
       model.dispose();
     }
+  });
+
+  test('the HTTP server takes a modality for Mixture-of-Mamba requests (400 without one)', async () => {
+    const mom = (await loadModel((await checkpoint(SHAPES[4][1])).dir, { device })) as MambaLM;
+    const app = createServer(mom, { modelName: 'mom', maxBatch: 2, maxQueue: 2, maxPromptTokens: 32 });
+    const base = await app.listen({ port: 0, host: '127.0.0.1' });
+    const post = (body: unknown) => fetch(`${base}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const ok = await post({ prompt: [1, 2, 3], max_tokens: 3, temperature: 0, modality: 'image' });
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(3);
+    expect((await post({ prompt: [1, 2, 3], max_tokens: 3 })).status).toBe(400);
+    expect((await post({ prompt: [1, 2, 3], max_tokens: 3, modality: 'smell' })).status).toBe(400);
+    await app.close();
+    mom.dispose();
   });
 
   test('bad input: coded errors', async () => {
