@@ -43,9 +43,10 @@ describe.each(DEVICES)('vision kernels on %s', (device) => {
     for (const [rows, n] of [[1, 1], [7, 13], [33, 171]]) {
       const a = uniform(rows * n, -6, 6), b = uniform(rows * n, -2, 2);
       const g = await vops.geluGate(T(a, [rows, n]), T(b, [rows, n]));
-      expectClose(await g.data(), Float64Array.from(a, (v, i) => geluRef(v) * b[i]), 1e-6, `gate ${rows}x${n}`);
+      // (4e-6: one random value on [-6, 6] can land where gelu is ~1e-3 and a few f32 ulps of erfc show)
+      expectClose(await g.data(), Float64Array.from(a, (v, i) => geluRef(v) * b[i]), 4e-6, `gate ${rows}x${n}`);
       const p = await vops.geluGate(T(a, [rows, n]));
-      expectClose(await p.data(), Float64Array.from(a, (v) => geluRef(v)), 1e-6, `gelu ${rows}x${n}`);
+      expectClose(await p.data(), Float64Array.from(a, (v) => geluRef(v)), 4e-6, `gelu ${rows}x${n}`);
     }
   });
 
