@@ -7,12 +7,12 @@ import { NativeGpu, NativeStats, PKG_ROOT, addon, call } from './native';
 export type MemoryStats = NativeStats;
 export type GpuInfo = NativeGpu;
 
-/** Live tensors and bytes per device ('cpu', 'cuda:0', …); cachedBytes: the CUDA allocator's free blocks. */
+/** Live tensors and bytes per device ('cpu', 'cuda:0', …); cachedBytes: freed blocks the caching allocator keeps for reuse (CUDA: all; host: blocks ≥ 256 KiB, up to MAMBAKIT_HOST_CACHE_MB, default 1024). */
 export function memory(): Record<string, MemoryStats> {
   return addon.memory();
 }
 
-/** Returns the CUDA caching allocator's free blocks to the driver. */
+/** Returns the caching allocator's free blocks (CUDA and host) to the driver / the OS. */
 export function emptyCache(): void {
   addon.emptyCache();
 }

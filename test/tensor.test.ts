@@ -1,4 +1,4 @@
-import { Tensor, memory, ops, setThreads, threads } from '../lib';
+import { Tensor, emptyCache, memory, ops, setThreads, threads } from '../lib';
 import { DEVICES } from './helpers/backends';
 import { expectEqual } from './helpers/compare';
 import { uniform } from './helpers/random';
@@ -78,4 +78,21 @@ describe('thread pool', () => {
     expect(() => setThreads(0)).toThrow(expect.objectContaining({ code: 'E_ARG' }));
     expect(() => setThreads(2.5)).toThrow(expect.objectContaining({ code: 'E_ARG' }));
   });
+});
+
+test('the host caching allocator reuses freed large blocks; emptyCache returns them', async () => {
+  emptyCache();
+  expect(memory().cpu.cachedBytes).toBe(0);
+  const live0 = memory().cpu.bytes;
+  const a = Tensor.from(new Float32Array(1 << 20), [1 << 20]); // 4 MiB
+  const cached0 = memory().cpu.cachedBytes;
+  a.dispose();
+  expect(memory().cpu.cachedBytes).toBe(cached0 + (4 << 20)); // kept, not returned to the OS
+  expect(memory().cpu.bytes).toBe(live0); // live accounting unchanged
+  const b = Tensor.from(new Float32Array(1 << 20), [1 << 20]);
+  expect(memory().cpu.cachedBytes).toBe(cached0); // the block was reused
+  expect(Array.from((await b.data()).subarray(0, 3))).toEqual([0, 0, 0]); // and holds b's data
+  b.dispose();
+  emptyCache();
+  expect(memory().cpu.cachedBytes).toBe(0);
 });
