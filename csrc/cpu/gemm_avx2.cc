@@ -1,11 +1,13 @@
 // AVX2/FMA/F16C GEMM: y = x · W^T (+ bias). Compiled for the x86-64 baseline; every function that
 // uses these instructions carries MK_AVX2 and is only reached after the run-time CPU check.
 //
-// Two paths:
+// Three paths:
 //  - M <= 8 (decode): GEMV-like. W is streamed from memory exactly once, one or two rows at a
 //    time, and every x row is applied to a W row while it is in L1. x is pre-packed (zero-padded
 //    to 16; for bf16 split into even/odd halves so 16 bf16 weights widen with one shift and one
 //    mask). Threads take ~64 KiB chunks of W rows dynamically.
+//  - 8 < M <= 48 (batched decode, expert groups): 4x3 dot-product tiles read straight from W, no
+//    packing (measured 1.2-1.5x the packed path there, bf16 weights, 130m shapes).
 //  - larger M (prefill): packed, cache-blocked GEMM with a 6x16 register micro-kernel. W panels are
 //    widened to f32 while being packed, so the micro-kernel is dtype-agnostic. Threads split N.
 #include <immintrin.h>
@@ -27,6 +29,7 @@ namespace mk::cpu::detail {
 namespace {
 
 constexpr int64_t kGemvMaxM = 8;            // at or below: GEMV path
+constexpr int64_t kMidMaxM = 48;            // at or below (and above kGemvMaxM): dot-product tiles
 constexpr int64_t kGemvPrefetch = 2048;     // bytes ahead in a GEMV weight stream
 constexpr int64_t kGemvThreadBytes = 2 << 20;  // below this much W, the pool wake-up costs more
 constexpr int64_t kGemvXBytes = 16 << 10;   // x block (all M rows) kept in L1 when M > 2
@@ -292,6 +295,79 @@ void run_gemv_batch(const GemvProblem* probs, int64_t count, int64_t N, int64_t 
   });
 }
 
+// ---- mid-size M: dot-product tiles straight from W ----
+//
+// For a few dozen rows (batched decode, small expert groups) packing and widening W into panels
+// costs about as much as the multiply itself (measured: ~30% of a 32-row step in the packed path).
+// Here an MB x R tile keeps MB x R accumulators and reads R rows of W (widened 8 at a time in
+// registers) and MB rows of x along K, then reduces each accumulator once. The loop order streams W
+// once: an R-row slab stays in L1 while every MB-row chunk of x (all of x in L2) passes over it.
+
+template <class L, int MB, int R>
+MK_AVX2_INLINE void dot_tile(const typename L::T* w, int64_t K, const float* x, int64_t ldx,
+                             const float* bias, float* y, int64_t ldy) {
+  __m256 acc[MB][R];
+  for (int m = 0; m < MB; ++m)
+    for (int r = 0; r < R; ++r) acc[m][r] = _mm256_setzero_ps();
+  const int64_t K8 = K & ~int64_t{7};
+  for (int64_t k = 0; k < K8; k += 8) {
+    __m256 wr[R];
+    for (int r = 0; r < R; ++r) wr[r] = L::load8(w + r * K + k);
+    for (int m = 0; m < MB; ++m) {
+      const __m256 xv = _mm256_loadu_ps(x + m * ldx + k);
+      for (int r = 0; r < R; ++r) acc[m][r] = _mm256_fmadd_ps(wr[r], xv, acc[m][r]);
+    }
+  }
+  for (int m = 0; m < MB; ++m)
+    for (int r = 0; r < R; ++r) {
+      float v = hsum(acc[m][r]);
+      for (int64_t k = K8; k < K; ++k) v += L::scalar(w[r * K + k]) * x[m * ldx + k];
+      y[m * ldy + r] = v + (bias ? bias[r] : 0.f);
+    }
+}
+
+template <class L, int R>
+MK_AVX2_INLINE void dot_rows(int mb, const typename L::T* w, int64_t K, const float* x, int64_t ldx,
+                             const float* bias, float* y, int64_t ldy) {
+  switch (mb) {
+    case 1: dot_tile<L, 1, R>(w, K, x, ldx, bias, y, ldy); break;
+    case 2: dot_tile<L, 2, R>(w, K, x, ldx, bias, y, ldy); break;
+    case 3: dot_tile<L, 3, R>(w, K, x, ldx, bias, y, ldy); break;
+    default: dot_tile<L, 4, R>(w, K, x, ldx, bias, y, ldy);
+  }
+}
+
+// y rows [0, M) x cols [n0, n1).
+template <class L>
+MK_AVX2 void mid_cols(const float* x, int64_t ldx, const typename L::T* w, const float* bias,
+                      float* y, int64_t ldy, int64_t M, int64_t K, int64_t n0, int64_t n1) {
+  constexpr int R = 3;
+  for (int64_t n = n0; n < n1; n += R) {
+    const int r = static_cast<int>(std::min<int64_t>(R, n1 - n));
+    const auto* wn = w + n * K;
+    const float* bn = bias ? bias + n : nullptr;
+    for (int64_t m = 0; m < M; m += 4) {
+      const int mb = static_cast<int>(std::min<int64_t>(4, M - m));
+      if (r == 3) dot_rows<L, 3>(mb, wn, K, x + m * ldx, ldx, bn, y + m * ldy + n, ldy);
+      else if (r == 2) dot_rows<L, 2>(mb, wn, K, x + m * ldx, ldx, bn, y + m * ldy + n, ldy);
+      else dot_rows<L, 1>(mb, wn, K, x + m * ldx, ldx, bn, y + m * ldy + n, ldy);
+    }
+  }
+}
+
+template <class L>
+void run_mid(const float* x, int64_t ldx, const typename L::T* w, const float* bias, float* y,
+             int64_t ldy, int64_t M, int64_t N, int64_t K) {
+  if (2.0 * M * N * K < 2e6) return mid_cols<L>(x, ldx, w, bias, y, ldy, M, K, 0, N);
+  // chunks of 48 W rows (a multiple of the tile's 3), handed out dynamically
+  constexpr int64_t chunk = 48;
+  std::atomic<int64_t> next{0};
+  parallel_run([&](int, int) {
+    for (int64_t n; (n = next.fetch_add(chunk, std::memory_order_relaxed)) < N;)
+      mid_cols<L>(x, ldx, w, bias, y, ldy, M, K, n, std::min(N, n + chunk));
+  });
+}
+
 // ---- packed GEMM path ----
 
 MK_AVX2_INLINE void transpose8(__m256 (&r)[8]) {
@@ -475,6 +551,8 @@ void run(const float* x, int64_t ldx, const void* w, const float* bias, float* y
   const auto* wt = static_cast<const typename L::T*>(w);
   if (M <= kGemvMaxM)
     run_gemv<L>(x, ldx, wt, bias, y, ldy, M, N, K);
+  else if (M <= kMidMaxM)
+    run_mid<L>(x, ldx, wt, bias, y, ldy, M, N, K);
   else
     run_gemm<L>(x, ldx, wt, bias, y, ldy, M, N, K);
 }

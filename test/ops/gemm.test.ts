@@ -4,10 +4,11 @@ import { expectClose } from '../helpers/compare';
 import { uniform } from '../helpers/random';
 import { gemmRef } from '../helpers/ref';
 
-// Shapes reach every path: GEMV rows (M ≤ 8), packed tiles with ragged edges, K not a multiple of 8.
+// Shapes reach every path: GEMV rows (M ≤ 8), dot-product tiles (8 < M ≤ 48: N not a multiple of 3,
+// M of 4), packed tiles with ragged edges, K not a multiple of 8.
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [1, 37, 19], [1, 768, 768], [2, 33, 70], [3, 65, 9], [4, 100, 257], [7, 129, 33], [8, 64, 64],
-  [9, 17, 31], [17, 45, 130], [64, 96, 200], [97, 131, 67], [130, 257, 515], [513, 33, 2049],
+  [9, 17, 31], [12, 100, 257], [17, 45, 130], [33, 131, 67], [48, 47, 1000], [64, 96, 200], [97, 131, 67], [130, 257, 515], [513, 33, 2049],
 ];
 const WDTYPES = ['f32', 'f16', 'bf16'] as const;
 
