@@ -75,9 +75,10 @@ export interface SpeedResult {
 }
 
 /**
- * Every configuration loaded in one process and timed round-robin (a prefill, then decode steps at
- * batch 1 and 16, for each configuration in turn, `rounds` times): slow drifts of a shared machine
- * then hit every configuration alike, instead of whichever happened to run during them.
+ * Every configuration loaded in one process and timed round-robin (`rounds` times: a prefill of each
+ * configuration, then decode steps at batch 1 and 16 alternating configuration by configuration,
+ * step by step): slow drifts and bursts on a shared machine then hit every configuration alike,
+ * instead of whichever happened to run during them.
  */
 export async function measureSpeed(ids: ConfigId[], size: BenchSize, dirs: string[], device: Device, dtype: WeightDType, rounds: number): Promise<SpeedResult[]> {
   const runs = [];
@@ -93,26 +94,28 @@ export async function measureSpeed(ids: ConfigId[], size: BenchSize, dirs: strin
   }
   const prompt = [randTokens(size.prompt, runs[0].V)];
   const steps1 = Math.max(2, Math.round(size.decodeSteps / 4)), steps16 = Math.max(1, Math.round(size.decodeSteps / 8));
-  for (let r = 0; r < rounds + 1; ++r) { // round 0 warms up (first touch of weights and workspaces)
+  // Round 0 warms up (first touch of weights and workspaces). Inside a round every single step
+  // alternates between the configurations, so a burst from a neighbour lands on all of them.
+  for (let r = 0; r < rounds + 1; ++r) {
     for (const x of runs) {
       const st = x.model.newState(1);
       const mods = x.M ? [tokenMix(x.M, size.prompt)] : undefined;
       const tp = await time(async () => (await x.model.prefill(prompt, st, { modalities: mods })).dispose());
       st.dispose();
-      const t1: number[] = [], t16: number[] = [];
-      for (let i = 0; i < steps1; ++i) {
-        const ids = randTokens(1, x.V);
-        t1.push(await time(async () => (await x.model.step(ids, x.s1, { modalities: x.m1 })).dispose()));
-      }
-      for (let i = 0; i < steps16; ++i) {
-        const ids = randTokens(16, x.V);
-        t16.push(await time(async () => (await x.model.step(ids, x.s16, { modalities: x.m16 })).dispose()));
-      }
-      if (r === 0) continue;
-      x.prefill.push(tp);
-      x.step1.push(...t1);
-      x.step16.push(...t16);
+      if (r > 0) x.prefill.push(tp);
     }
+    for (let i = 0; i < steps1; ++i)
+      for (const x of runs) {
+        const ids = randTokens(1, x.V);
+        const dt = await time(async () => (await x.model.step(ids, x.s1, { modalities: x.m1 })).dispose());
+        if (r > 0) x.step1.push(dt);
+      }
+    for (let i = 0; i < steps16; ++i)
+      for (const x of runs) {
+        const ids = randTokens(16, x.V);
+        const dt = await time(async () => (await x.model.step(ids, x.s16, { modalities: x.m16 })).dispose());
+        if (r > 0) x.step16.push(dt);
+      }
   }
   return runs.map((x, i) => {
     const [p, d1, d16] = [median(x.prefill), median(x.step1), median(x.step16)];
