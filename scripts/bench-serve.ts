@@ -74,7 +74,8 @@ async function main(): Promise<void> {
     await writeMambaCheckpoint(dir, s, randomMambaWeights(s), { dtype: 'BF16' });
   }
   const model = (await loadModel(dir, { dtype })) as MambaLM;
-  const app = createServer(model, { modelName: shapeName, maxBatch: Math.max(...streams), maxQueue: 1024 });
+  const pps = arg('prefills-per-step', '');
+  const app = createServer(model, { modelName: shapeName, maxBatch: Math.max(...streams), maxQueue: 1024, maxPrefillsPerStep: pps ? Number(pps) : undefined });
   const base = await app.listen({ port: 0, host: '127.0.0.1' });
   const m = machine();
   console.log(`${m.cpu}, ${m.threads} threads; ${shapeName} ${dtype}; prompt ${promptLen}, ${maxTokens} tokens per request`);

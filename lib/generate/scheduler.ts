@@ -1,5 +1,6 @@
 // Continuous batching: concurrent requests share batched decode steps over a pool of state slots.
-// Between steps, waiting requests are admitted (prefilled one by one into a free slot); every step
+// Between steps, waiting requests are admitted (prefilled one by one into a free slot, a few per
+// step while others run); every step
 // then decodes one token for all running requests at once; a request's slot is freed the moment
 // it ends, errors or is aborted. Each request samples from its own logits row with its own seed
 // and step counter, so what it generates does not depend on what else is running.
@@ -15,6 +16,11 @@ export interface SchedulerOptions {
   maxBatch?: number;
   /** Requests that may wait for a slot once every slot is taken; more are refused with E_ARG "queue is full" (default 1024). */
   maxQueue?: number;
+  /**
+   * Most waiting requests prefilled between two decode steps while others are running (default 4):
+   * a burst of arrivals then delays running requests by a few prefills, not by all of them.
+   */
+  maxPrefillsPerStep?: number;
 }
 
 // A request plus the hand-off to its consumer (chunks queued until pulled).
@@ -38,6 +44,7 @@ class Job {
 export class BatchScheduler {
   readonly maxBatch: number;
   readonly maxQueue: number;
+  readonly maxPrefillsPerStep: number;
   #pool: MambaState | null = null;
   #free: number[] = [];
   #pending: Job[] = [];
@@ -47,7 +54,10 @@ export class BatchScheduler {
   constructor(private readonly model: MambaLM, opts: SchedulerOptions = {}) {
     this.maxBatch = opts.maxBatch ?? 32;
     this.maxQueue = opts.maxQueue ?? 1024;
+    this.maxPrefillsPerStep = opts.maxPrefillsPerStep ?? 4;
     if (!(Number.isInteger(this.maxBatch) && this.maxBatch >= 1)) throw new MambakitError('E_ARG', `maxBatch must be a positive integer, got ${this.maxBatch}`);
+    if (!(Number.isInteger(this.maxPrefillsPerStep) && this.maxPrefillsPerStep >= 1))
+      throw new MambakitError('E_ARG', `maxPrefillsPerStep must be a positive integer, got ${this.maxPrefillsPerStep}`);
   }
 
   /** Requests running and waiting. */
@@ -122,8 +132,9 @@ export class BatchScheduler {
         this.#free = Array.from({ length: this.maxBatch }, (_, i) => this.maxBatch - 1 - i);
       }
       const pool = this.#pool;
-      // admit waiting requests into free slots: each prefilled alone, from a zeroed slot
-      while (this.#pending.length > 0 && this.#free.length > 0) {
+      // admit waiting requests into free slots: each prefilled alone, from a zeroed slot; while others
+      // are running, at most maxPrefillsPerStep before the next decode step (chunked admission)
+      for (let admitted = 0; this.#pending.length > 0 && this.#free.length > 0 && (this.#active.length === 0 || admitted < this.maxPrefillsPerStep); ++admitted) {
         const job = this.#pending.shift() as Job;
         if (job.stop) { job.end(); continue; }
         job.slot = this.#free.pop() as number;

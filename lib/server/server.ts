@@ -14,6 +14,8 @@ export interface ServeOptions {
   maxBatch?: number;
   /** Requests allowed to wait once every slot is busy; beyond it: 429 (default 64). */
   maxQueue?: number;
+  /** Waiting requests prefilled between two decode steps while others run (see SchedulerOptions). */
+  maxPrefillsPerStep?: number;
   /** Longest prompt accepted, in tokens (default 4096). */
   maxPromptTokens?: number;
   /** Largest max_tokens accepted (default 2048). */
@@ -24,7 +26,7 @@ export function createServer(model: MambaLM, opts: ServeOptions = {}): FastifyIn
   const name = opts.modelName ?? 'mamba';
   const maxQueue = opts.maxQueue ?? 64;
   const maxPrompt = opts.maxPromptTokens ?? 4096;
-  model.configureBatching({ maxBatch: opts.maxBatch ?? 32, maxQueue });
+  model.configureBatching({ maxBatch: opts.maxBatch ?? 32, maxQueue, maxPrefillsPerStep: opts.maxPrefillsPerStep });
   // unknown fields and wrong types are errors (fastify's defaults strip and coerce them)
   const app = Fastify({ logger: false, bodyLimit: 1 << 20, ajv: { customOptions: { removeAdditional: false, coerceTypes: false } } });
 

@@ -53,6 +53,27 @@ describe.each(DEVICES)('continuous batching on %s', (device) => {
     expect(model.load).toEqual({ running: 0, waiting: 0, freeSlots: 4 });
   });
 
+  test('chunked admission: with one prefill per step, running requests keep decoding while a burst is admitted', async () => {
+    model.configureBatching({ maxBatch: 8, maxPrefillsPerStep: 1 });
+    const ref = await Promise.all(prompts.slice(0, 8).map((p) => model.complete(p, { temperature: 0, maxTokens: 6 })));
+    // a request that is already running sees a token between each of the 7 admissions that follow
+    const first = model.generate(prompts[0], { temperature: 0, maxTokens: 12 });
+    const firstTokens: number[] = [(await first.next()).value.tokenId];
+    const rest = Promise.all(prompts.slice(1, 8).map((p) => model.complete(p, { temperature: 0, maxTokens: 6 })));
+    let waitingSeen = 0;
+    for (;;) {
+      const r = await first.next();
+      if (r.done) break;
+      firstTokens.push(r.value.tokenId);
+      waitingSeen = Math.max(waitingSeen, model.load.waiting);
+    }
+    expect(waitingSeen).toBeGreaterThan(0); // admissions were spread over steps
+    expect(firstTokens.slice(0, 6)).toEqual(ref[0].tokens);
+    (await rest).forEach((r, i) => expect(r.tokens).toEqual(ref[i + 1].tokens));
+    expect(() => model.configureBatching({ maxPrefillsPerStep: 0 })).toThrow(/maxPrefillsPerStep/);
+    model.configureBatching({ maxBatch: 32 });
+  });
+
   test('a consumer that stops pulling frees its slot', async () => {
     model.configureBatching({ maxBatch: 2 });
     for await (const c of model.generate([1, 2, 3], { maxTokens: 50, seed: 1 })) {
