@@ -48,6 +48,10 @@ test('prebuild → npm pack → install with --ignore-scripts → load and run a
     expect(JSON.parse(out)).toEqual([-2, 12, -2, 30]);
     const cli = sh(process.execPath, [path.join(app, 'node_modules', '.bin', 'mambakit'), 'info'], app);
     expect(cli).toMatch(/^mambakit 0\.\d+\.\d+/);
+    // the main job runs from the installed package alone (no test helpers, no repository files)
+    const bench = sh(process.execPath, [path.join(app, 'node_modules', '.bin', 'mambakit'), 'bench', '--size', 'tiny', '--configs', 'dense,moe-8,mom-2', '--rounds', '1'], app);
+    expect(bench).toMatch(/Mixture-of-Mamba, 2 modalities/);
+    expect(fs.existsSync(path.join(app, 'mambakit-bench.json')) && fs.existsSync(path.join(app, 'mambakit-bench.svg'))).toBe(true);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
