@@ -80,6 +80,15 @@ Status mamba_validate(MambaModel& m) {
     MK_RETURN_IF_ERROR(expect(l.A, "A", i, {d.N, d.E}, false, m));
     MK_RETURN_IF_ERROR(expect(l.Dskip, "D", i, {d.E}, false, m));
     MK_RETURN_IF_ERROR(expect_proj(l.out_proj, l.out_proj_bias, "out_proj", i, d.D, d.E, m));
+    if (d.M == 1) {
+      // One modality: a stacked [1, out, in] weight is the plain one (same bytes); view it so, and the
+      // block runs the dense kernels — exactly the dense model on every backend, with no sort.
+      MambaLayer& ml = m.layers[i];
+      for (Tensor* w : {&ml.in_proj, &ml.x_proj, &ml.dt_proj, &ml.out_proj})
+        if (w->ndim() == 3) w->shape.erase(w->shape.begin());
+      for (Tensor* b : {&ml.in_proj_bias, &ml.dt_bias, &ml.out_proj_bias})
+        if (b->storage && b->ndim() == 2) b->shape.erase(b->shape.begin());
+    }
   }
   if (m.moe_layers > 0) {
     const Tensor& c = m.expert_counts;
