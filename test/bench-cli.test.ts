@@ -54,5 +54,7 @@ test('mambakit bench --size tiny writes the table, JSON and chart', () => {
   const bad = spawnSync(process.execPath, [CLI, 'bench', '--configs', 'dense,nope'], { encoding: 'utf8' });
   expect(bad.status).toBe(1);
   expect(bad.stderr).toMatch(/unknown config 'nope'/);
+  const tpu = spawnSync(process.execPath, [CLI, 'bench', '--device', 'tpu'], { encoding: 'utf8' });
+  expect(tpu.stderr).toMatch(/E_ARG: --device must be cpu, cuda or cuda:N/);
   fs.rmSync(dir, { recursive: true, force: true });
 }, 120_000);

@@ -13,7 +13,7 @@ import { parseArgs } from 'util';
 
 import { MambakitError } from '../errors';
 import type { WeightDType } from '../models/mamba';
-import { setThreads } from '../runtime';
+import { cudaAvailable, setThreads } from '../runtime';
 import type { Device } from '../tensor';
 import { benchChart } from '../bench/chart';
 import { CONFIG_IDS, ConfigId, SIZES, SizeName } from '../bench/configs';
@@ -96,6 +96,9 @@ export async function cmdBench(argv: string[]): Promise<void> {
   if (!(Number.isInteger(rounds) && rounds >= 1)) throw new MambakitError('E_ARG', `--rounds must be a positive integer, got '${values.rounds}'`);
   const o: Opts = { size, device, dtype, threads, rounds };
   if (values.child) return child(values.child, o);
+  if (!/^(cpu|cuda(:\d+)?)$/.test(device)) throw new MambakitError('E_ARG', `--device must be cpu, cuda or cuda:N, got '${device}'`);
+  if (device !== 'cpu' && !cudaAvailable())
+    throw new MambakitError('E_DEVICE', `--device ${device}: no CUDA GPU is available (it needs a CUDA build of the addon and a GPU)`);
 
   const ids = (values.configs ?? CONFIG_IDS.join(',')).split(',').map((s) => s.trim()) as ConfigId[];
   for (const id of ids) if (!CONFIG_IDS.includes(id)) throw new MambakitError('E_ARG', `--configs: unknown config '${id}' (known: ${CONFIG_IDS.join(', ')})`);
