@@ -5,10 +5,7 @@ import * as path from 'path';
 export { machine } from '../lib/bench/machine';
 export type { Machine } from '../lib/bench/machine';
 
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
+export { median } from '../lib/bench/util';
 
 export function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);

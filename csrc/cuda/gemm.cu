@@ -33,6 +33,7 @@
 #include "cuda/check.h"
 #include "cuda/kernels.h"
 #include "cuda/sparse.cuh"
+#include "cuda/warp.cuh"
 
 namespace mk::cuda {
 namespace {
@@ -76,10 +77,17 @@ __device__ __forceinline__ void unpack(const uint4& q, float* out, __nv_bfloat16
   }
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
+
+// src[0..4) of a row whose first element is at column gk: zeros past column K; one float4 load when
+// vec (row start and stride 16-B aligned) and all four are in range.
+__device__ __forceinline__ void load4(const float* src, int64_t gk, int64_t K, bool vec, float* out) {
+  if (vec && gk + 4 <= K) {
+    const float4 t = *reinterpret_cast<const float4*>(src);
+    out[0] = t.x; out[1] = t.y; out[2] = t.z; out[3] = t.w;
+    return;
+  }
 #pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
+  for (int j = 0; j < 4; ++j) out[j] = gk + j < K ? src[j] : 0.0f;
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
@@ -304,15 +312,7 @@ __global__ void __launch_bounds__(wm::THREADS)
       if (gm < M) {
         int64_t row = gm;
         if constexpr (kSeg) row = xin[c];
-        const float* src = x + row * ldx + gk;
-        if (x_vec && gk + 4 <= K) {
-          const float4 t = *reinterpret_cast<const float4*>(src);
-          v[0] = t.x; v[1] = t.y; v[2] = t.z; v[3] = t.w;
-        } else {
-#pragma unroll
-          for (int j = 0; j < 4; ++j)
-            if (gk + j < K) v[j] = src[j];
-        }
+        load4(x + row * ldx + gk, gk, K, x_vec, v);
       }
       unsigned h[4];
 #pragma unroll
@@ -451,41 +451,18 @@ __global__ void __launch_bounds__(sg::THREADS, 2)
     if (m0 + lr < M) xin = in_row(seg, m0 + lr);
   }
 
+  // This thread's rows of the x and W tiles (-1: past the end, zeros). kSeg: x's is the gathered row.
+  int64_t xrow = m0 + lr < M ? m0 + lr : -1;
+  if constexpr (kSeg) xrow = xin;
+  const int64_t wrow = n0 + lr < N ? n0 + lr : -1;
   float xr[4], wr[4];
-  auto load_chunk = [&](const float* base, int64_t ld, int64_t rows, int64_t r0, bool vec,
-                        int64_t k0, float* out) {
-    const int64_t gr = r0 + lr, gk = k0 + lk;
+  auto load_row = [&](const float* base, int64_t ld, int64_t row, bool vec, int64_t k0, float* out) {
     out[0] = out[1] = out[2] = out[3] = 0.0f;
-    if (gr >= rows) return;
-    const float* src = base + gr * ld + gk;
-    if (vec && gk + 4 <= K) {
-      const float4 t = *reinterpret_cast<const float4*>(src);
-      out[0] = t.x; out[1] = t.y; out[2] = t.z; out[3] = t.w;
-    } else {
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-        if (gk + j < K) out[j] = src[j];
-    }
+    if (row >= 0) load4(base + row * ld + k0 + lk, k0 + lk, K, vec, out);
   };
   auto load_tile = [&](int64_t k0) {
-    if constexpr (kSeg) {  // the gathered row xin (-1: past the group's end, zeros)
-      const int64_t gk = k0 + lk;
-      xr[0] = xr[1] = xr[2] = xr[3] = 0.0f;
-      if (xin >= 0) {
-        const float* src = x + xin * ldx + gk;
-        if (x_vec && gk + 4 <= K) {
-          const float4 t = *reinterpret_cast<const float4*>(src);
-          xr[0] = t.x; xr[1] = t.y; xr[2] = t.z; xr[3] = t.w;
-        } else {
-#pragma unroll
-          for (int j = 0; j < 4; ++j)
-            if (gk + j < K) xr[j] = src[j];
-        }
-      }
-    } else {
-      load_chunk(x, ldx, M, m0, x_vec, k0, xr);
-    }
-    load_chunk(w, K, N, n0, w_vec, k0, wr);
+    load_row(x, ldx, xrow, x_vec, k0, xr);
+    load_row(w, K, wrow, w_vec, k0, wr);
   };
   auto store_tile = [&](int buf) {
 #pragma unroll

@@ -15,17 +15,13 @@
 
 #include "cuda/check.h"
 #include "cuda/kernels.h"
+#include "cuda/warp.cuh"
 
 namespace mk::cuda {
 namespace {
 
 constexpr int64_t kMaxBlocks = 65535;
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
 
 // Sum of `v` over the block, returned to every thread. blockDim.x must be a multiple of 32 (all
 // lanes active for the full-mask shuffles). `sh` holds 32 floats; the leading barrier makes it safe

@@ -23,6 +23,7 @@
 
 #include "cuda/check.h"
 #include "cuda/sample.cuh"
+#include "cuda/warp.cuh"
 
 namespace mk::cuda {
 namespace {
@@ -93,13 +94,6 @@ __device__ double block_exclusive_scan(double v, double* sh) {
   return sh[warp] + ex;
 }
 
-// The argmax order of softmax.cu: NaN beats numbers, then larger value, then lower index.
-__device__ __forceinline__ bool beats(float v, int i, float bv, int bi) {
-  const bool vn = isnan(v), bn = isnan(bv);
-  if (vn != bn) return vn;
-  if (!vn && v != bv) return v > bv;
-  return i < bi;
-}
 
 __global__ void sample_kernel(const float* logits, const int32_t* prev, int32_t* ids, float* logprob,
                               float* scratch, int64_t B, int V, int64_t P, SampleParams p) {
@@ -131,19 +125,11 @@ __global__ void sample_kernel(const float* logits, const int32_t* prev, int32_t*
       float bv = -INFINITY;
       int bi = INT_MAX;
       for (int i = tid; i < V; i += nt)
-        if (beats(s[i], i, bv, bi)) {
+        if (argmax_beats(s[i], i, bv, bi)) {
           bv = s[i];
           bi = i;
         }
-#pragma unroll
-      for (int off = 16; off > 0; off >>= 1) {
-        const float ov = __shfl_xor_sync(kFull, bv, off);
-        const int oi = __shfl_xor_sync(kFull, bi, off);
-        if (beats(ov, oi, bv, bi)) {
-          bv = ov;
-          bi = oi;
-        }
-      }
+      warp_best(bv, bi, argmax_beats);
       __syncthreads();
       if (lane == 0) {
         sh_bv[warp] = bv;
@@ -153,7 +139,7 @@ __global__ void sample_kernel(const float* logits, const int32_t* prev, int32_t*
       bv = sh_bv[0];
       bi = sh_bi[0];
       for (int w = 1; w < nwarps; ++w)
-        if (beats(sh_bv[w], sh_bi[w], bv, bi)) {
+        if (argmax_beats(sh_bv[w], sh_bi[w], bv, bi)) {
           bv = sh_bv[w];
           bi = sh_bi[w];
         }

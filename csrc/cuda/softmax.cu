@@ -12,22 +12,12 @@
 
 #include "cuda/check.h"
 #include "cuda/kernels.h"
+#include "cuda/warp.cuh"
 
 namespace mk::cuda {
 namespace {
 
 constexpr int64_t kMaxBlocks = 65535;
-
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
-  return v;
-}
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
 
 // Block-wide max / sum, result in every thread. blockDim.x is a multiple of 32; `sh` has 32 floats
 // and the leading barrier makes back-to-back calls with the same buffer safe.
@@ -65,30 +55,6 @@ __global__ void softmax_kernel(const float* x, float* y, int64_t rows, int64_t D
   }
 }
 
-// Argmax order: NaN counts as larger than every number (so a row containing NaN returns the index
-// of its first NaN); otherwise the larger value wins; equal values (including -0 == +0 and equal
-// infinities) go to the lower index. Returns true when (v, i) beats (bv, bi). This is a strict
-// total order on (value, index) pairs, so the tree reduction gives the same answer as a left-to-
-// right scan, whatever the thread layout.
-__device__ __forceinline__ bool beats(float v, int i, float bv, int bi) {
-  const bool vn = isnan(v), bn = isnan(bv);
-  if (vn != bn) return vn;
-  if (!vn && v != bv) return v > bv;
-  return i < bi;
-}
-
-__device__ __forceinline__ void warp_argmax(float& v, int& i) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, v, off);
-    const int oi = __shfl_xor_sync(0xffffffffu, i, off);
-    if (beats(ov, oi, v, i)) {
-      v = ov;
-      i = oi;
-    }
-  }
-}
-
 __global__ void argmax_kernel(const float* x, int32_t* y, int64_t rows, int D) {
   __shared__ float shv[32];
   __shared__ int shi[32];
@@ -101,12 +67,12 @@ __global__ void argmax_kernel(const float* x, int32_t* y, int64_t rows, int D) {
     for (int64_t j = threadIdx.x; j < D; j += blockDim.x) {  // 64-bit: no overflow near INT_MAX
       const float v = xr[j];
       const int i = static_cast<int>(j);
-      if (beats(v, i, bv, bi)) {
+      if (argmax_beats(v, i, bv, bi)) {
         bv = v;
         bi = i;
       }
     }
-    warp_argmax(bv, bi);
+    warp_best(bv, bi, argmax_beats);
     __syncthreads();  // the previous row's reader of shv/shi is done
     if (lane == 0) {
       shv[warp] = bv;
@@ -116,7 +82,7 @@ __global__ void argmax_kernel(const float* x, int32_t* y, int64_t rows, int D) {
     if (warp == 0) {
       float v = lane < nwarps ? shv[lane] : -INFINITY;
       int i = lane < nwarps ? shi[lane] : INT_MAX;
-      warp_argmax(v, i);
+      warp_best(v, i, argmax_beats);
       if (lane == 0) y[row] = i;
     }
   }

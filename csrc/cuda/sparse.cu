@@ -11,6 +11,7 @@
 
 #include "cuda/check.h"
 #include "cuda/sparse.cuh"
+#include "cuda/warp.cuh"
 
 namespace mk::cuda {
 namespace {
@@ -24,21 +25,6 @@ unsigned ew_grid(int64_t n) {
   return static_cast<unsigned>(b < kEwMaxBlocks ? b : kEwMaxBlocks);
 }
 
-__device__ __forceinline__ float warp_max(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
-  return v;
-}
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
-__device__ __forceinline__ int warp_min(int v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v = min(v, __shfl_xor_sync(0xffffffffu, v, off));
-  return v;
-}
 
 // ---- router: softmax + top-k --------------------------------------------------------------------
 
@@ -97,15 +83,10 @@ __global__ void __launch_bounds__(kRouterWarps * 32)
         bi = i;
       }
     }
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) {
-      const float ov = __shfl_xor_sync(0xffffffffu, bv, off);
-      const int oi = __shfl_xor_sync(0xffffffffu, bi, off);
-      if (oi != INT_MAX && (bi == INT_MAX || ov > bv || (ov == bv && oi < bi))) {
-        bv = ov;
-        bi = oi;
-      }
-    }
+    // larger p first, then the lower index; INT_MAX (nothing left in a lane, or only NaN) never wins
+    warp_best(bv, bi, [](float ov, int oi, float v, int i) {
+      return oi != INT_MAX && (i == INT_MAX || ov > v || (ov == v && oi < i));
+    });
     lowest = warp_min(lowest);
     const int win = bi != INT_MAX ? bi : lowest;  // k <= G: some index is always untaken
     // The owner lane of `win` broadcasts its p (bv is -inf when only NaN were left).

@@ -90,6 +90,11 @@ Status mamba_validate(MambaModel& m) {
         if (b->storage && b->ndim() == 2) b->shape.erase(b->shape.begin());
     }
   }
+  m.per_modality = false;
+  for (const MambaLayer& l : m.layers)
+    if (l.kind == BlockKind::MAMBA &&
+        (l.in_proj.ndim() == 3 || l.x_proj.ndim() == 3 || l.dt_proj.ndim() == 3 || l.out_proj.ndim() == 3))
+      m.per_modality = true;
   if (m.moe_layers > 0) {
     const Tensor& c = m.expert_counts;
     if (!c.storage || c.dtype != DType::I32 || c.numel() != m.moe_layers * d.Ne || c.device() != m.dev)
@@ -119,13 +124,6 @@ Status mamba_validate_state(const MambaModel& m, const MambaState& s, int64_t* s
 
 namespace {
 
-bool has_stacked(const MambaModel& m) {
-  for (const MambaLayer& l : m.layers)
-    if (l.kind == BlockKind::MAMBA &&
-        (l.in_proj.ndim() == 3 || l.x_proj.ndim() == 3 || l.dt_proj.ndim() == 3 || l.out_proj.ndim() == 3))
-      return true;
-  return false;
-}
 
 // Activations of one call (f32 unless noted): res [BT, D] (residual stream), h [BT, D] (a block's
 // output), xn [BT, D], xz [BT, 2E], u [BT, E], xdbl [BT, R+2N], dt [BT, E]; flag i32 [1] (bad id).
@@ -146,7 +144,7 @@ struct Workspace {
     MK_RETURN_IF_ERROR(f32({BT, d.E}, &u));
     MK_RETURN_IF_ERROR(f32({BT, d.R + 2 * d.N}, &xdbl));
     MK_RETURN_IF_ERROR(f32({BT, d.E}, &dt));
-    if (has_stacked(m)) {
+    if (m.per_modality) {
       MK_RETURN_IF_ERROR(i32({d.M + 1}, &moff));
       MK_RETURN_IF_ERROR(i32({BT}, &msrc));
       MK_RETURN_IF_ERROR(i32({BT}, &mpos));
@@ -327,7 +325,7 @@ Status decode_with_graph(const MambaModel& m, Backend& be, const Tensor& tokens,
 Status mamba_forward(const MambaModel& m, const Tensor& tokens, const Tensor* modality, MambaState* state,
                      const Tensor* slot_ids, bool last_only, bool decode, Tensor* logits) {
   const int64_t B = tokens.dim(0), T = tokens.dim(1);
-  if (!has_stacked(m)) modality = nullptr;  // only per-modality projections read it
+  if (!m.per_modality) modality = nullptr;  // only per-modality projections read it
   else if (!modality)
     return make_error(Code::ARG, "mamba: this model has per-modality projections: modality ids are required");
   else if (modality->dtype != DType::I32 || modality->numel() != B * T || modality->device() != m.dev)

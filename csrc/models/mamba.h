@@ -62,6 +62,7 @@ struct MambaModel {
   std::vector<MambaLayer> layers;
   int64_t state_layers = 0;  // Mamba blocks: the state holds one conv window + SSM state each
   int64_t moe_layers = 0;
+  bool per_modality = false;  // some projection is stacked per modality (set by mamba_validate)
   // i32 [moe_layers, Ne]: tokens routed to each expert, accumulated over every call (monitoring)
   Tensor expert_counts;
   std::shared_ptr<DecodeGraphCache> graphs = std::make_shared<DecodeGraphCache>();

@@ -60,24 +60,23 @@ Status cast_cpu(const OpCall& c) {
 }
 
 #ifdef MAMBAKIT_CUDA
-void* stream_of(const OpCall& c) { return gpu::stream(c.in[0]->device().index); }
 template <bool kAdd>
 Status binary_cuda(const OpCall& c) {
   const Tensor &a = *c.in[0], &b = *c.in[1];
   if (a.numel() == 0) return Status::Ok();
   return (kAdd ? cuda::add : cuda::mul)(a.ptr<float>(), b.ptr<float>(), c.out[0].ptr<float>(), a.numel(),
-                                        b.numel(), stream_of(c));
+                                        b.numel(), stream_of(*c.in[0]));
 }
 template <int kOp>
 Status unary_cuda(const OpCall& c) {
   if (c.in[0]->numel() == 0) return Status::Ok();
   return cuda::unary(static_cast<cuda::Unary>(kOp), c.in[0]->ptr<float>(), c.out[0].ptr<float>(),
-                     c.in[0]->numel(), stream_of(c));
+                     c.in[0]->numel(), stream_of(*c.in[0]));
 }
 Status cast_cuda(const OpCall& c) {
   if (c.in[0]->numel() == 0) return Status::Ok();
   return cuda::cast(c.in[0]->raw(), c.in[0]->dtype, c.out[0].raw(), c.out[0].dtype, c.in[0]->numel(),
-                    stream_of(c));
+                    stream_of(*c.in[0]));
 }
 #endif
 

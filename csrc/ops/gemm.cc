@@ -40,7 +40,7 @@ Status run_cuda(const OpCall& c) {
   const int64_t M = rows_of(x), N = w.dim(0), K = w.dim(1);
   if (M == 0) return Status::Ok();
   return cuda::gemm(x.ptr<float>(), K, w.raw(), w.dtype, c.in[2] ? c.in[2]->ptr<float>() : nullptr,
-                    c.out[0].ptr<float>(), N, M, N, K, gpu::stream(x.device().index));
+                    c.out[0].ptr<float>(), N, M, N, K, stream_of(x));
 }
 #endif
 

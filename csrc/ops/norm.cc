@@ -70,12 +70,12 @@ Status ln_cpu(const OpCall& c) {
 Status rms_cuda(const OpCall& c) {
   NormArgs a = unpack(c);
   if (a.rows * a.D == 0) return Status::Ok();
-  return cuda::rmsnorm(a.x, a.extra, a.w, a.y, a.sum, a.rows, a.D, a.eps, gpu::stream(c.in[0]->device().index));
+  return cuda::rmsnorm(a.x, a.extra, a.w, a.y, a.sum, a.rows, a.D, a.eps, stream_of(*c.in[0]));
 }
 Status ln_cuda(const OpCall& c) {
   NormArgs a = unpack(c);
   if (a.rows * a.D == 0) return Status::Ok();
-  return cuda::layernorm(a.x, a.w, a.extra, a.y, a.rows, a.D, a.eps, gpu::stream(c.in[0]->device().index));
+  return cuda::layernorm(a.x, a.w, a.extra, a.y, a.rows, a.D, a.eps, stream_of(*c.in[0]));
 }
 #endif
 

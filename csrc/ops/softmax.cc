@@ -40,12 +40,12 @@ Status argmax_cpu(const OpCall& c) {
 Status softmax_cuda(const OpCall& c) {
   const Tensor& x = *c.in[0];
   if (x.numel() == 0) return Status::Ok();
-  return cuda::softmax(x.ptr<float>(), c.out[0].ptr<float>(), rows_of(x), x.dim(-1), gpu::stream(x.device().index));
+  return cuda::softmax(x.ptr<float>(), c.out[0].ptr<float>(), rows_of(x), x.dim(-1), stream_of(x));
 }
 Status argmax_cuda(const OpCall& c) {
   const Tensor& x = *c.in[0];
   if (x.numel() == 0) return Status::Ok();
-  return cuda::argmax(x.ptr<float>(), c.out[0].ptr<int32_t>(), rows_of(x), x.dim(-1), gpu::stream(x.device().index));
+  return cuda::argmax(x.ptr<float>(), c.out[0].ptr<int32_t>(), rows_of(x), x.dim(-1), stream_of(x));
 }
 #endif
 

@@ -180,8 +180,6 @@ Status combine_cpu(const OpCall& c) {
 }
 
 #ifdef MAMBAKIT_CUDA
-void* stream_of(const Tensor& t) { return gpu::stream(t.device().index); }
-
 Status router_cuda(const OpCall& c) {
   const Tensor& l = *c.in[0];
   const int dev = l.device().index;

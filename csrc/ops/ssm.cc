@@ -102,7 +102,7 @@ Status conv_cuda(const OpCall& c) {
   if (B * T * E == 0) return Status::Ok();
   return cuda::causal_conv1d(x.ptr<float>(), E, c.in[1]->ptr<float>(), opt(c.in[2]), c.out[1].ptr<float>(), nullptr,
                              c.out[0].ptr<float>(), E, B, T, E, K, c.attrs.get("silu", 1) != 0,
-                             gpu::stream(x.device().index));
+                             stream_of(x));
 }
 
 Status scan_cuda(const OpCall& c) {
@@ -113,7 +113,7 @@ Status scan_cuda(const OpCall& c) {
   return cuda::selective_scan(u.ptr<float>(), E, c.in[1]->ptr<float>(), E, opt(c.in[7]), c.in[2]->ptr<float>(),
                               c.in[3]->ptr<float>(), c.in[4]->ptr<float>(), N, opt(c.in[5]), opt(c.in[6]), E,
                               c.out[0].ptr<float>(), E, c.out[1].ptr<float>(), nullptr, B, T, E, N,
-                              gpu::stream(u.device().index));
+                              stream_of(u));
 }
 #endif
 

@@ -105,18 +105,17 @@ Status pool_cpu(const OpCall& c) {
 }
 
 #ifdef MAMBAKIT_CUDA
-void* stream_of(const OpCall& c) { return gpu::stream(c.in[0]->device().index); }
 Status conv_cuda(const OpCall& c) {
-  return conv_call(c, [&](auto... a) { return cuda::conv3x3s2(a..., stream_of(c)); });
+  return conv_call(c, [&](auto... a) { return cuda::conv3x3s2(a..., stream_of(*c.in[0])); });
 }
 Status dw_cuda(const OpCall& c) {
-  return dw_call(c, [&](auto... a) { return cuda::dwconv7(a..., stream_of(c)); });
+  return dw_call(c, [&](auto... a) { return cuda::dwconv7(a..., stream_of(*c.in[0])); });
 }
 Status gate_cuda(const OpCall& c) {
-  return gate_call(c, [&](auto... a) { return cuda::gelu_gate(a..., stream_of(c)); });
+  return gate_call(c, [&](auto... a) { return cuda::gelu_gate(a..., stream_of(*c.in[0])); });
 }
 Status pool_cuda(const OpCall& c) {
-  return pool_call(c, [&](auto... a) { return cuda::mean_pool(a..., stream_of(c)); });
+  return pool_call(c, [&](auto... a) { return cuda::mean_pool(a..., stream_of(*c.in[0])); });
 }
 #endif
 

@@ -14,15 +14,9 @@ import { Device, Tensor } from '../tensor';
 import { benchGatedBlock } from '../vision/block';
 import { Accounting, BenchSize, ConfigId, accounting, benchConfig, decodeMix, mambaBlockParams, tokenMix } from './configs';
 import { randomWeights, writeCheckpoint } from './random-checkpoint';
+import { median, time, uniformArray } from './util';
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const randTokens = (n: number, V: number): number[] => Array.from({ length: n }, () => Math.floor(Math.random() * V));
-
-async function time(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = process.hrtime.bigint();
-  await fn();
-  return Number(process.hrtime.bigint() - t0) / 1e9;
-}
 
 function devKey(device: Device): string {
   return device === 'cuda' ? 'cuda:0' : device;
@@ -160,14 +154,13 @@ export async function measureProjections(size: BenchSize, M: number, rows: numbe
   const E = size.expand * size.D, R = Math.ceil(size.D / 16);
   const shapes: [number, number][] = [[2 * E, size.D], [R + 2 * size.N, E], [E, R], [size.D, E]]; // [out, in]
   const mix = rows > 64 ? tokenMix(M, rows) : decodeMix(M, rows);
-  const rnd = (n: number, s: number) => Float32Array.from({ length: n }, () => (Math.random() * 2 - 1) * s);
-  const stacked = shapes.map(([o, i]) => Tensor.from(rnd(M * o * i, 1 / Math.sqrt(i)), [M, o, i], { device, dtype }));
+  const stacked = shapes.map(([o, i]) => Tensor.from(uniformArray(M * o * i, 1 / Math.sqrt(i)), [M, o, i], { device, dtype }));
   const perMod = await Promise.all(stacked.map(async (w, p) => {
     const [o, i] = shapes[p];
     const data = (await w.data()) as Float32Array;
     return Array.from({ length: M }, (_, m) => Tensor.from(data.subarray(m * o * i, (m + 1) * o * i), [o, i], { device, dtype }));
   }));
-  const xs = shapes.map(([, i]) => Tensor.from(rnd(rows * i, 1), [rows, i], { device }));
+  const xs = shapes.map(([, i]) => Tensor.from(uniformArray(rows * i, 1), [rows, i], { device }));
   const modIds = Tensor.from(Int32Array.from(mix), [rows], { device });
 
   const masked = async (): Promise<Tensor[]> => {
@@ -237,7 +230,7 @@ export async function measureVisionBlocks(C: number, T: number, batch: number, d
   try {
     await writeCheckpoint(dir, json, cfg, randomWeights(cfg), 'F32');
     const model = (await loadModel(dir, { device, dtype })) as MambaLM;
-    const x = Tensor.from(Float32Array.from({ length: batch * T * C }, () => Math.random() * 2 - 1), [batch, T, C], { device });
+    const x = Tensor.from(uniformArray(batch * T * C, 1), [batch, T, C], { device });
     const g: number[] = [], m: number[] = [];
     for (let r = 0; r < reps + 1; ++r) {
       const tg = (await benchGatedBlock({ batch, tokens: T, channels: C, dtype, device, reps: 1 })).seconds;

@@ -8,6 +8,7 @@ import { MambakitError } from '../errors';
 import type { MambaLM, MambaState } from '../models/mamba';
 import { embedding, sample, zeroSlot } from '../ops';
 import { Tensor } from '../tensor';
+import { modalityId } from '../models/tokens';
 import type { Tokenizer } from '../tokenizer';
 import { GenerateChunk, GenerateOptions, GenerateResult, Request } from './request';
 
@@ -100,13 +101,10 @@ export class BatchScheduler {
       return 0;
     }
     if (m === undefined) {
-      if (mc.count === 1 || mc.specific.length === 0) return 0;
+      if (!this.model.usesModalities) return 0;
       throw new MambakitError('E_ARG', `generate: this Mixture-of-Mamba model needs a modality (one of ${mc.names.join(', ')})`);
     }
-    const id = typeof m === 'string' ? mc.names.indexOf(m) : m;
-    if (!(Number.isInteger(id) && id >= 0 && id < mc.count))
-      throw new MambakitError('E_ARG', `generate: modality ${JSON.stringify(m)} is not one of 0..${mc.count - 1} (${mc.names.join(', ')})`);
-    return id;
+    return modalityId(m, mc.names, 'generate');
   }
 
   #kick(): void {
@@ -140,7 +138,7 @@ export class BatchScheduler {
         job.slot = this.#free.pop() as number;
         await zeroSlot(pool.conv, job.slot);
         await zeroSlot(pool.ssm, job.slot);
-        const modalities = this.model.config.modalities ? [job.req.promptIds.map(() => job.modality)] : undefined;
+        const modalities = this.model.usesModalities ? [job.req.promptIds.map(() => job.modality)] : undefined;
         const logits = await this.model.prefill([job.req.promptIds], pool, { slots: [job.slot], modalities });
         this.#active.push(job);
         await this.#advance(job, logits);
@@ -150,7 +148,7 @@ export class BatchScheduler {
       if (this.#active.length === 0) continue;
       // one decode step for everyone running
       const batch = this.#active;
-      const modalities = this.model.config.modalities ? batch.map((j) => j.modality) : undefined;
+      const modalities = this.model.usesModalities ? batch.map((j) => j.modality) : undefined;
       const logits = await this.model.step(batch.map((j) => j.last), pool, { slots: batch.map((j) => j.slot), modalities });
       // requests with the same sampling options draw in one call, each with its own (seed, step) key
       const groups = new Map<string, number[]>();

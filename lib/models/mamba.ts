@@ -77,7 +77,14 @@ export class MambaLM {
     return Array.from({ length: blocks }, (_, b) => Array.from(c.subarray(b * experts, (b + 1) * experts)));
   }
 
-  // i32 modality ids shaped like the tokens, or null for models without per-modality projections.
+  /** Whether calls need a modality per token: Mixture-of-Mamba with 2+ modalities and a per-modality projection. */
+  get usesModalities(): boolean {
+    const mc = this.config.modalities;
+    return mc !== null && mc.count > 1 && mc.specific.length > 0;
+  }
+
+  // i32 modality ids shaped like the tokens, or null when the model does not read them (ids given to
+  // a Mixture-of-Mamba that does not need them are still checked).
   #modalities(opts: MambaCallOptions | undefined, shape: readonly number[], what: string): Tensor | null {
     const mc = this.config.modalities;
     if (!mc) {
@@ -86,10 +93,13 @@ export class MambaLM {
       return null;
     }
     if (opts?.modalities === undefined) {
-      if (mc.count === 1 || mc.specific.length === 0) return Tensor.from(new Int32Array(shape[0] * shape[1]), [shape[0], shape[1]], { device: this.device });
+      if (!this.usesModalities) return null;
       throw new MambakitError('E_ARG', `${what}: this Mixture-of-Mamba model needs modalities (one of ${mc.names.join(', ')} per token)`);
     }
-    return modalityTensor(opts.modalities, mc.names, shape, this.device, what);
+    const t = modalityTensor(opts.modalities, mc.names, shape, this.device, what);
+    if (this.usesModalities) return t;
+    t.dispose();
+    return null;
   }
 
   /** Loads every tensor (GEMM weights and the embedding in `dtype`, the rest f32) onto `device`. */

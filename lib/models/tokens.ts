@@ -30,6 +30,14 @@ export function tokenTensor(tokens: TokenBatch, vocab: number, device: Device, w
   return Tensor.from(data, [B, T], { device });
 }
 
+/** A modality given as its id or its name in `names` → the id; E_ARG naming it otherwise. */
+export function modalityId(v: number | string, names: readonly string[], what: string, where = ''): number {
+  const id = typeof v === 'string' ? names.indexOf(v) : v;
+  if (!(Number.isInteger(id) && id >= 0 && id < names.length))
+    throw new MambakitError('E_ARG', `${what}: modality ${JSON.stringify(v)}${where} is not one of 0..${names.length - 1} (${names.join(', ')})`);
+  return id;
+}
+
 /** Modality ids (numbers, or names from config.modality_names) per token: [B][T], or a flat Int32Array with its shape. */
 export type ModalityBatch = readonly (readonly (number | string)[])[] | { data: Int32Array; shape: readonly [number, number] };
 
@@ -42,12 +50,7 @@ export function modalityTensor(mods: ModalityBatch, names: readonly string[], sh
     if (rows.length !== B || rows.some((r) => !Array.isArray(r) || r.length !== T))
       throw new MambakitError('E_SHAPE', `${what}: modalities must be [${B}][${T}] like the tokens, got ${rows.length} rows of lengths ${rows.map((r) => (Array.isArray(r) ? r.length : typeof r)).join(', ')}`);
     data = new Int32Array(B * T);
-    rows.forEach((r, b) => r.forEach((v, t) => {
-      const id = typeof v === 'string' ? names.indexOf(v) : v;
-      if (!(Number.isInteger(id) && id >= 0 && id < names.length))
-        throw new MambakitError('E_ARG', `${what}: modality ${JSON.stringify(v)} at [${b}, ${t}] is not one of 0..${names.length - 1} (${names.join(', ')})`);
-      data[b * T + t] = id;
-    }));
+    rows.forEach((r, b) => r.forEach((v, t) => { data[b * T + t] = modalityId(v, names, what, ` at [${b}, ${t}]`); }));
   } else {
     const m = mods as { data: Int32Array; shape: readonly [number, number] };
     if (!(m.data instanceof Int32Array) || m.shape[0] !== B || m.shape[1] !== T || m.data.length !== B * T)

@@ -5,6 +5,7 @@ import { gatedHidden } from '../io/mambaout-config';
 import { NativeTensor, call } from '../native';
 import { Device, Tensor } from '../tensor';
 import type { WeightDType } from '../models/mamba';
+import { time, uniformArray } from '../bench/util';
 import { visionAddon } from './native';
 import { oihwToHwio } from './repack';
 
@@ -72,18 +73,17 @@ export async function benchGatedBlock(o: GatedBlockBenchOptions): Promise<{ seco
   const [H, W] = o.tokens !== undefined ? squarestGrid(o.tokens) : [o.height ?? 0, o.width ?? 0];
   if (![o.batch, H, W, reps].every((v) => Number.isInteger(v) && v >= 1))
     throw new MambakitError('E_ARG', `benchGatedBlock: batch, reps and tokens (or height and width) must be positive integers`);
-  const rnd = (n: number, s: number): Float32Array => Float32Array.from({ length: n }, () => (Math.random() * 2 - 1) * s);
   const w: GatedBlockWeights = {
-    'norm.weight': rnd(C, 1), 'norm.bias': rnd(C, 0.1), 'fc1.weight': rnd(2 * h * C, 1 / Math.sqrt(C)), 'fc1.bias': rnd(2 * h, 0.1),
-    'conv.weight': rnd(49 * C, 1 / 7), 'conv.bias': rnd(C, 0.1), 'fc2.weight': rnd(C * h, 1 / Math.sqrt(h)), 'fc2.bias': rnd(C, 0.1),
+    'norm.weight': uniformArray(C, 1), 'norm.bias': uniformArray(C, 0.1),
+    'fc1.weight': uniformArray(2 * h * C, 1 / Math.sqrt(C)), 'fc1.bias': uniformArray(2 * h, 0.1),
+    'conv.weight': uniformArray(49 * C, 1 / 7), 'conv.bias': uniformArray(C, 0.1),
+    'fc2.weight': uniformArray(C * h, 1 / Math.sqrt(h)), 'fc2.bias': uniformArray(C, 0.1),
   };
   const block = GatedCNNBlock.create(C, w, { device: o.device, dtype: o.dtype });
-  const x = Tensor.from(rnd(o.batch * H * W * C, 1), [o.batch, H, W, C], { device: o.device });
+  const x = Tensor.from(uniformArray(o.batch * H * W * C, 1), [o.batch, H, W, C], { device: o.device });
   try {
     (await block.forward(x)).dispose();
-    const t0 = process.hrtime.bigint();
-    for (let r = 0; r < reps; ++r) (await block.forward(x)).dispose();
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9 / reps;
+    const seconds = (await time(async () => { for (let r = 0; r < reps; ++r) (await block.forward(x)).dispose(); })) / reps;
     return { seconds, tokensPerSecond: (o.batch * H * W) / seconds, height: H, width: W };
   } finally {
     x.dispose();
