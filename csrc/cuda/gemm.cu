@@ -587,6 +587,32 @@ void launch_gemv(const float* x, int64_t ldx, const void* w, const float* bias, 
 
 constexpr int64_t kMaxGridX = 2147483647, kMaxGridY = 65535;
 
+// The tiled kernels on `grid`: SIMT f32 for f32 weights, tensor cores for f16/bf16. The dense GEMM
+// is the kSeg = false case; `what` names the op in a launch error.
+template <bool kSeg>
+Status launch_tiled(dim3 grid, const float* x, int64_t ldx, const void* w, DType wdt, const float* bias,
+                    float* y, int64_t ldy, int64_t M, int64_t N, int64_t K, const Segs& seg,
+                    cudaStream_t s, const char* what) {
+  const bool x_vec = aligned16(x) && ldx % 4 == 0;
+  if (wdt == DType::F32) {
+    const bool w_vec = aligned16(w) && K % 4 == 0;
+    const bool y_vec = aligned16(y) && ldy % 4 == 0;
+    gemm_f32<kSeg><<<grid, sg::THREADS, 0, s>>>(x, ldx, static_cast<const float*>(w), bias, y, ldy,
+                                                M, N, K, x_vec, w_vec, y_vec, seg);
+    return check_launch((std::string(what) + " (f32)").c_str());
+  }
+  const bool w_vec = aligned16(w) && K % 8 == 0;
+  const auto* wbits = static_cast<const uint16_t*>(w);
+  if (wdt == DType::F16)
+    gemm_wmma<__half, kSeg><<<grid, wm::THREADS, 0, s>>>(x, ldx, wbits, bias, y, ldy, M, N, K,
+                                                         x_vec, w_vec, seg);
+  else
+    gemm_wmma<__nv_bfloat16, kSeg><<<grid, wm::THREADS, 0, s>>>(x, ldx, wbits, bias, y, ldy, M, N,
+                                                                K, x_vec, w_vec, seg);
+  return check_launch((std::string(what) + " (tensor core)").c_str());
+}
+
+
 // Grouped GEMMs with at most this many sorted rows (decode: tokens x k) take the grouped GEMV.
 // There each group's weight is streamed once per 8-row chunk (its tail chunks hit L2) and only the
 // groups in use are read; the 128-row tiles would instead pad every small group to 128 rows of
@@ -625,23 +651,7 @@ Status gemm(const float* x, int64_t ldx, const void* w, DType wdt, const float* 
     return make_error(Code::ARG, "gemm: M=" + std::to_string(M) + " N=" + std::to_string(N) +
                                      " exceed the grid limits");
   const dim3 grid(static_cast<unsigned>(tiles_m), static_cast<unsigned>(tiles_n));
-  const bool x_vec = aligned16(x) && ldx % 4 == 0;
-  if (wdt == DType::F32) {
-    const bool w_vec = aligned16(w) && K % 4 == 0;
-    const bool y_vec = aligned16(y) && ldy % 4 == 0;
-    gemm_f32<false><<<grid, sg::THREADS, 0, s>>>(x, ldx, static_cast<const float*>(w), bias, y,
-                                                 ldy, M, N, K, x_vec, w_vec, y_vec, Segs{});
-    return check_launch("gemm (f32)");
-  }
-  const bool w_vec = aligned16(w) && K % 8 == 0;
-  const auto* wbits = static_cast<const uint16_t*>(w);
-  if (wdt == DType::F16)
-    gemm_wmma<__half, false><<<grid, wm::THREADS, 0, s>>>(x, ldx, wbits, bias, y, ldy, M, N, K,
-                                                          x_vec, w_vec, Segs{});
-  else
-    gemm_wmma<__nv_bfloat16, false><<<grid, wm::THREADS, 0, s>>>(x, ldx, wbits, bias, y, ldy, M,
-                                                                 N, K, x_vec, w_vec, Segs{});
-  return check_launch("gemm (tensor core)");
+  return launch_tiled<false>(grid, x, ldx, w, wdt, bias, y, ldy, M, N, K, Segs{}, s, "gemm");
 }
 
 Status grouped_gemm(const float* x, int64_t ldx, const int32_t* src, const void* w, DType wdt,
@@ -684,24 +694,8 @@ Status grouped_gemm(const float* x, int64_t ldx, const int32_t* src, const void*
                                      std::to_string(G) + " N=" + std::to_string(N) +
                                      " exceed the grid limits");
   const dim3 grid(static_cast<unsigned>(tiles_m), static_cast<unsigned>(tiles_n));
-  const bool x_vec = aligned16(x) && ldx % 4 == 0;
   // M is replaced by each tile's group end on the device; n is a valid placeholder.
-  if (wdt == DType::F32) {
-    const bool w_vec = aligned16(w) && K % 4 == 0;
-    const bool y_vec = aligned16(y) && ldy % 4 == 0;
-    gemm_f32<true><<<grid, sg::THREADS, 0, s>>>(x, ldx, static_cast<const float*>(w), bias, y, ldy,
-                                                n, N, K, x_vec, w_vec, y_vec, seg);
-    return check_launch("grouped_gemm (f32)");
-  }
-  const bool w_vec = aligned16(w) && K % 8 == 0;
-  const auto* wbits = static_cast<const uint16_t*>(w);
-  if (wdt == DType::F16)
-    gemm_wmma<__half, true><<<grid, wm::THREADS, 0, s>>>(x, ldx, wbits, bias, y, ldy, n, N, K,
-                                                         x_vec, w_vec, seg);
-  else
-    gemm_wmma<__nv_bfloat16, true><<<grid, wm::THREADS, 0, s>>>(x, ldx, wbits, bias, y, ldy, n, N,
-                                                                K, x_vec, w_vec, seg);
-  return check_launch("grouped_gemm (tensor core)");
+  return launch_tiled<true>(grid, x, ldx, w, wdt, bias, y, ldy, n, N, K, seg, s, "grouped_gemm");
 }
 
 }  // namespace mk::cuda
