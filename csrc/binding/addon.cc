@@ -180,6 +180,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
   o.Set("gpus", gpus);
   o.Set("cpuFeatures", cpu_features().str());
   o.Set("cpuKernels", use_avx2_kernels() ? "avx2" : "portable");
+  o.Set("bf16Gemm", use_avx512bf16_kernels() ? "avx512bf16" : "f32");
   o.Set("threads", num_threads());
   Napi::Array ops = Napi::Array::New(env);
   for (const std::string& n : op_names()) ops.Set(ops.Length(), n);

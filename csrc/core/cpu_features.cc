@@ -14,6 +14,9 @@ const CpuFeatures& cpu_features() {
     r.fma = __builtin_cpu_supports("fma");
     r.f16c = __builtin_cpu_supports("f16c");
     r.avx512f = __builtin_cpu_supports("avx512f");
+    r.avx512bw = __builtin_cpu_supports("avx512bw");
+    r.avx512vl = __builtin_cpu_supports("avx512vl");
+    r.avx512bf16 = __builtin_cpu_supports("avx512bf16");
 #endif
     return r;
   }();
@@ -29,6 +32,16 @@ bool use_avx2_kernels() {
   return v;
 }
 
+bool use_avx512bf16_kernels() {
+  static const bool v = [] {
+    const char* e = std::getenv("MAMBAKIT_NO_AVX512BF16");
+    const bool off = e && std::strcmp(e, "1") == 0;
+    const CpuFeatures& f = cpu_features();
+    return !off && use_avx2_kernels() && f.avx512f && f.avx512bw && f.avx512vl && f.avx512bf16;
+  }();
+  return v;
+}
+
 std::string CpuFeatures::str() const {
   std::string s;
   auto add = [&](bool on, const char* n) { if (on) s += (s.empty() ? "" : " ") + std::string(n); };
@@ -36,6 +49,7 @@ std::string CpuFeatures::str() const {
   add(fma, "fma");
   add(f16c, "f16c");
   add(avx512f, "avx512f");
+  add(avx512bf16 && avx512bw && avx512vl, "avx512bf16");
   return s.empty() ? "baseline" : s;
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "core/cpu_features.h"
@@ -76,12 +77,21 @@ namespace {
 
 bool use_avx2() { return use_avx2_kernels(); }
 
+// At or below this many rows a GEMM reads W once and is bound by memory, not arithmetic: the
+// AVX2 GEMV serves bf16 there on every CPU (same figure as gemm_avx2.cc's kGemvMaxM).
+constexpr int64_t kGemvRows = 8;
+
 }  // namespace
 
 void gemm(const float* x, int64_t ldx, const void* w, DType wdt, const float* bias, float* y,
           int64_t ldy, int64_t M, int64_t N, int64_t K) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   if (wdt != DType::F32 && wdt != DType::F16 && wdt != DType::BF16) return;  // checked by the op
+  if (wdt == DType::BF16 && M > kGemvRows && use_avx512bf16_kernels()) {
+    if (!detail::gemm_bf16_avx512(x, ldx, static_cast<const uint16_t*>(w), bias, y, ldy, M, N, K))
+      throw std::bad_alloc();
+    return;
+  }
   if (use_avx2())
     detail::gemm_avx2(x, ldx, w, wdt, bias, y, ldy, M, N, K);
   else

@@ -26,7 +26,7 @@ function cmdInfo(json: boolean): void {
     `CUDA compiled in: ${i.cudaCompiled ? 'yes' : 'no'}`,
     `GPUs: ${i.gpus.length === 0 ? 'none found' : ''}`,
     ...i.gpus.map((g) => `  cuda:${g.index} ${g.name}, ${gib(g.memoryBytes)}, compute ${g.computeCapability}, ${g.multiprocessors} SMs`),
-    `CPU features: ${i.cpuFeatures} (kernels: ${i.cpuKernels})`,
+    `CPU features: ${i.cpuFeatures} (kernels: ${i.cpuKernels}, bf16 GEMM: ${i.bf16Gemm})`,
     `CPU threads: ${i.threads}`,
     `ops: ${i.ops.join(' ')}`,
   ];

@@ -1,4 +1,6 @@
 // Float64 references: the plain definitions, written for clarity, not speed.
+import { info } from '../../lib';
+
 export function gemmRef(x: ArrayLike<number>, w: ArrayLike<number>, bias: ArrayLike<number> | null, M: number, N: number, K: number): Float64Array {
   const y = new Float64Array(M * N);
   for (let m = 0; m < M; ++m)
@@ -71,6 +73,19 @@ export function softmaxRef(x: ArrayLike<number>, rows: number, D: number): Float
     for (let i = 0; i < D; ++i) y[r * D + i] = Math.exp(x[r * D + i] - m) / s;
   }
   return y;
+}
+
+/**
+ * Whether a bf16-weight GEMM of `rows` rows on `device` rounds x to bf16 before multiplying: the CPU's
+ * AVX512-BF16 path (runtime info().bf16Gemm) above the 8-row GEMV; references round x the same way.
+ */
+export function bf16GemmRoundsX(device: string, rows: number): boolean {
+  return device === 'cpu' && rows > 8 && info().bf16Gemm === 'avx512bf16';
+}
+
+/** x with every value rounded to bf16 when `round`, else x itself. */
+export function maybeBf16(x: ArrayLike<number>, round: boolean): ArrayLike<number> {
+  return round ? Float64Array.from(x, roundBf16) : x;
 }
 
 // bf16 / f16 rounding (nearest even), to build references from the values the kernels really see.

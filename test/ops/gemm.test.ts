@@ -2,7 +2,7 @@ import { Tensor, info, ops } from '../../lib';
 import { DEVICES } from '../helpers/backends';
 import { expectClose } from '../helpers/compare';
 import { uniform } from '../helpers/random';
-import { gemmRef } from '../helpers/ref';
+import { bf16GemmRoundsX, gemmRef, maybeBf16 } from '../helpers/ref';
 
 // Shapes reach every path: GEMV rows (M ≤ 8), dot-product tiles (8 < M ≤ 48: N not a multiple of 3,
 // M of 4), packed tiles with ragged edges, K not a multiple of 8.
@@ -15,6 +15,8 @@ const WDTYPES = ['f32', 'f16', 'bf16'] as const;
 test('the CPU kernel path is the one asked for', () => {
   // the portable-path run (test/scalar-path.test.ts) sets MAMBAKIT_FORCE_SCALAR=1 for this file
   expect(info().cpuKernels).toBe(process.env.MAMBAKIT_FORCE_SCALAR === '1' || !/avx2/.test(info().cpuFeatures) ? 'portable' : 'avx2');
+  const off = process.env.MAMBAKIT_FORCE_SCALAR === '1' || process.env.MAMBAKIT_NO_AVX512BF16 === '1';
+  expect(info().bf16Gemm).toBe(!off && /avx512bf16/.test(info().cpuFeatures) ? 'avx512bf16' : 'f32');
 });
 
 describe.each(DEVICES)('gemm on %s', (device) => {
@@ -27,8 +29,10 @@ describe.each(DEVICES)('gemm on %s', (device) => {
         const y = await ops.gemm(x, w, b);
         expect(y.shape).toEqual([M, N]);
         expect(y.dtype).toBe('f32');
-        // The reference sees the weights as stored (rounded to the half type).
-        const ref = gemmRef(await x.data(), await w.data(), b ? await b.data() : null, M, N, K);
+        // The reference sees the weights as stored (rounded to the half type), and x as the kernel
+        // does (rounded to bf16 on the CPU's AVX512-BF16 path).
+        const xs = maybeBf16(await x.data(), wdt === 'bf16' && bf16GemmRoundsX(device, M));
+        const ref = gemmRef(xs, await w.data(), b ? await b.data() : null, M, N, K);
         const tol = device !== 'cpu' && wdt !== 'f32' ? 1e-2 : 2e-5;
         expectClose(await y.data(), ref, tol, `gemm ${device} ${wdt} M=${M} N=${N} K=${K} bias=${withBias}`);
         for (const t of [x, w, b, y]) t?.dispose();
