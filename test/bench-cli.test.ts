@@ -44,7 +44,8 @@ test('mambakit bench --size tiny writes the table, JSON and chart', () => {
     // one prefill of the prompt through the 2 MoE blocks of the tiny size, k choices per token
     if (x.family === 'moe') expect(x.expertLoad.reduce((a: number, b: number) => a + b, 0)).toBe(2 * SIZES.tiny.prompt * (x.id.endsWith('top2') ? 2 : 1));
   }
-  for (const p of j.projections) expect(p.maxAbsDiff).toBeLessThan(1e-4); // the two ways compute the same function
+  // the two ways compute the same function (to bf16 precision where the bf16 GEMM rounds x)
+  for (const p of j.projections) expect(p.maxAbsDiff).toBeLessThan((j.shape.dtype === 'f32' ? 1e-5 : 1e-2) * p.maxAbsOut);
   expect(j.visionBlocks.gatedCnn.tokensPerSec).toBeGreaterThan(0);
   expect(j.visionBlocks.mamba.params).toBeGreaterThan(0);
   const svg = fs.readFileSync(chart, 'utf8');

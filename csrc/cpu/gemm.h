@@ -1,7 +1,7 @@
 // CPU GEMM: y[M, N] = x[M, K] · W[N, K]^T (+ bias[N]).
 // x and y are f32 with row strides ldx and ldy (elements); W is contiguous row-major in f32, f16 or
 // bf16 (half weights are widened on the fly, so a memory-bound GEMV reads half the bytes). With bf16
-// weights, more than 8 rows and an AVX512-BF16 CPU, x is rounded to bf16 and the products run on
+// weights, more than 4 rows and an AVX512-BF16 CPU, x is rounded to bf16 and the products run on
 // VDPBF16PS with f32 accumulation (runtime info().bf16Gemm says which).
 #pragma once
 #include <cstdint>

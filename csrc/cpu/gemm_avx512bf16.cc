@@ -1,8 +1,8 @@
-// bf16-weight GEMM on CPUs with AVX512-BF16 (Zen 4, Sapphire Rapids and later), for M > 8 rows:
+// bf16-weight GEMM on CPUs with AVX512-BF16 (Zen 4, Sapphire Rapids and later), for M > 4 rows:
 // y = x · W^T (+ bias) with x rounded to bf16 (nearest even) and f32 accumulation, the contract of
 // a bf16 GEMM on tensor cores and of llama.cpp's bf16 CPU path. VDPBF16PS does 32 multiply-adds
 // per instruction, twice the f32 FMA rate: measured here 224 GFLOP/s per core against 128 for AVX2
-// FMA. (M <= 8 stays on the AVX2 GEMV, which is bound by reading W, not by arithmetic.)
+// FMA. (M <= 4 stays on the AVX2 GEMV, which is bound by reading W, not by arithmetic.)
 //
 // Layout: W is read in place, row-major bf16: each step broadcasts one (k, k+1) weight pair of
 // a W row as a 32-bit word. x is packed once per call into panels of 16 rows, [K/2][16] words of

@@ -11,7 +11,7 @@ namespace mk::cpu::detail {
 void gemm_avx2(const float* x, int64_t ldx, const void* w, DType wdt, const float* bias, float* y,
                int64_t ldy, int64_t M, int64_t N, int64_t K);
 
-// bf16 W, M > 8, x rounded to bf16. Only call when use_avx512bf16_kernels(). False when out of
+// bf16 W, M > 4, x rounded to bf16. Only call when use_avx512bf16_kernels(). False when out of
 // memory (nothing written).
 bool gemm_bf16_avx512(const float* x, int64_t ldx, const uint16_t* w, const float* bias, float* y,
                       int64_t ldy, int64_t M, int64_t N, int64_t K);

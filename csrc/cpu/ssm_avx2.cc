@@ -69,73 +69,99 @@ MK_AVX2_INLINE __m256 silu8(__m256 x) {
 
 // ---- selective scan ----------------------------------------------------------------------------
 
+template <bool kFull, bool kLocal>
+MK_AVX2_INLINE __m256 ld_state(const float* p, __m256i m) {
+  return kLocal ? _mm256_load_ps(p) : ld<kFull>(p, m);
+}
+
+// One token r of a 16-channel block: s_n = exp2(d A2_n) s_n + d u B_n, y = (sum_n C_n s_n + D u) silu(z).
+// kLocal: S and A2 are the block's aligned L1 copies [N][16] (the time loop). Otherwise S is the
+// state where it lives (row stride E) and A2 is formed from A on the fly, rounded the same way:
+// for one token (decode), staging both in L1 would cost more memory traffic than the step itself.
+// Two y accumulators per vector (even/odd n) halve the serial FMA chain.
+template <bool kFull, bool kLocal>
+MK_AVX2_INLINE void scan_token(const ScanArgs& a, int64_t r, int64_t e0, __m256i m0, __m256i m1,
+                               float* S, int64_t ldS, const float* A2, __m256 dtb0, __m256 dtb1,
+                               __m256 D0, __m256 D1) {
+  const int64_t ldA = kLocal ? BW : a.E;
+  const __m256 zero = _mm256_setzero_ps(), l2e = _mm256_set1_ps(kLog2e);
+  const float* ur = a.u + r * a.ldu + e0;
+  const float* dr = a.dt + r * a.lddt + e0;
+  const float* Br = a.Bm + r * a.ldbc;
+  const float* Cr = a.Cm + r * a.ldbc;
+  const __m256 u0 = ld<kFull>(ur, m0), u1 = ld<kFull>(ur + 8, m1);
+  const __m256 d0 = softplus8(_mm256_add_ps(ld<kFull>(dr, m0), dtb0));
+  const __m256 d1 = softplus8(_mm256_add_ps(ld<kFull>(dr + 8, m1), dtb1));
+  const __m256 du0 = _mm256_mul_ps(d0, u0), du1 = _mm256_mul_ps(d1, u1);
+  __m256 y0 = _mm256_mul_ps(D0, u0), y1 = _mm256_mul_ps(D1, u1);
+  __m256 y0b = zero, y1b = zero;
+  for (int64_t n = 0; n < a.N; ++n) {
+    float* sn = S + n * ldS;
+    const float* An = A2 + n * ldA;
+    __m256 a0 = ld_state<kFull, kLocal>(An, m0), a1 = ld_state<kFull, kLocal>(An + 8, m1);
+    if (!kLocal) a0 = _mm256_mul_ps(a0, l2e), a1 = _mm256_mul_ps(a1, l2e);
+    const __m256 bA = _mm256_broadcast_ss(Br + n), cA = _mm256_broadcast_ss(Cr + n);
+    const __m256 e00 = exp2_fast(_mm256_mul_ps(d0, a0));
+    const __m256 e01 = exp2_fast(_mm256_mul_ps(d1, a1));
+    const __m256 s00 = _mm256_fmadd_ps(e00, ld_state<kFull, kLocal>(sn, m0), _mm256_mul_ps(du0, bA));
+    const __m256 s01 = _mm256_fmadd_ps(e01, ld_state<kFull, kLocal>(sn + 8, m1), _mm256_mul_ps(du1, bA));
+    if (kLocal) {
+      _mm256_store_ps(sn, s00);
+      _mm256_store_ps(sn + 8, s01);
+    } else {
+      st<kFull>(sn, m0, s00);
+      st<kFull>(sn + 8, m1, s01);
+    }
+    if (n & 1) {
+      y0b = _mm256_fmadd_ps(cA, s00, y0b);
+      y1b = _mm256_fmadd_ps(cA, s01, y1b);
+    } else {
+      y0 = _mm256_fmadd_ps(cA, s00, y0);
+      y1 = _mm256_fmadd_ps(cA, s01, y1);
+    }
+  }
+  y0 = _mm256_add_ps(y0, y0b);
+  y1 = _mm256_add_ps(y1, y1b);
+  if (a.z) {
+    const float* zr = a.z + r * a.ldz + e0;
+    y0 = _mm256_mul_ps(y0, silu8(ld<kFull>(zr, m0)));
+    y1 = _mm256_mul_ps(y1, silu8(ld<kFull>(zr + 8, m1)));
+  }
+  float* yr = a.y + r * a.ldy + e0;
+  st<kFull>(yr, m0, y0);
+  st<kFull>(yr + 8, m1, y1);
+}
+
 // Per token and state n, for each 8-lane vector: one exp2_fast (~13 ops) and 3 FMAs; the [N, 16]
 // state and A*log2(e) blocks live in 32-byte-aligned local arrays (L1) for the whole time loop.
-// Two y accumulators per vector (even/odd n) halve the serial FMA chain.
+// One token with a state (decode) works on the state in place instead (measured, 130m bf16
+// batch-32 decode: the scan's share of the run 20% -> 17%).
 template <bool kFull>
 MK_AVX2 void scan_block(const ScanArgs& a, int64_t b, int64_t e0, int64_t ne) {
   const int64_t N = a.N, E = a.E;
-  alignas(32) float S[kSsmMaxN * BW];
-  alignas(32) float A2[kSsmMaxN * BW];
   const __m256i m0 = lane_mask(ne), m1 = lane_mask(ne - 8);
   const int64_t slot = a.slots ? a.slots[b] : b;
   float* stp = a.state ? a.state + slot * N * E + e0 : nullptr;
-  const __m256 l2e = _mm256_set1_ps(kLog2e);
-  for (int64_t n = 0; n < N; ++n) {
-    const float* An = a.A + n * E + e0;
-    _mm256_store_ps(A2 + n * BW, _mm256_mul_ps(ld<kFull>(An, m0), l2e));
-    _mm256_store_ps(A2 + n * BW + 8, _mm256_mul_ps(ld<kFull>(An + 8, m1), l2e));
-    const __m256 z = _mm256_setzero_ps();
-    _mm256_store_ps(S + n * BW, stp ? ld<kFull>(stp + n * E, m0) : z);
-    _mm256_store_ps(S + n * BW + 8, stp ? ld<kFull>(stp + n * E + 8, m1) : z);
-  }
   const __m256 zero = _mm256_setzero_ps();
   const __m256 dtb0 = a.dt_bias ? ld<kFull>(a.dt_bias + e0, m0) : zero;
   const __m256 dtb1 = a.dt_bias ? ld<kFull>(a.dt_bias + e0 + 8, m1) : zero;
   const __m256 D0 = a.D ? ld<kFull>(a.D + e0, m0) : zero;
   const __m256 D1 = a.D ? ld<kFull>(a.D + e0 + 8, m1) : zero;
+  if (a.T == 1 && stp)
+    return scan_token<kFull, false>(a, b, e0, m0, m1, stp, E, a.A + e0, dtb0, dtb1, D0, D1);
 
-  for (int64_t t = 0; t < a.T; ++t) {
-    const int64_t r = b * a.T + t;
-    const float* ur = a.u + r * a.ldu + e0;
-    const float* dr = a.dt + r * a.lddt + e0;
-    const float* Br = a.Bm + r * a.ldbc;
-    const float* Cr = a.Cm + r * a.ldbc;
-    const __m256 u0 = ld<kFull>(ur, m0), u1 = ld<kFull>(ur + 8, m1);
-    const __m256 d0 = softplus8(_mm256_add_ps(ld<kFull>(dr, m0), dtb0));
-    const __m256 d1 = softplus8(_mm256_add_ps(ld<kFull>(dr + 8, m1), dtb1));
-    const __m256 du0 = _mm256_mul_ps(d0, u0), du1 = _mm256_mul_ps(d1, u1);
-    __m256 y0 = _mm256_mul_ps(D0, u0), y1 = _mm256_mul_ps(D1, u1);
-    __m256 y0b = zero, y1b = zero;
-    for (int64_t n = 0; n < N; ++n) {
-      float* s = S + n * BW;
-      const float* An = A2 + n * BW;
-      const __m256 bA = _mm256_broadcast_ss(Br + n), cA = _mm256_broadcast_ss(Cr + n);
-      const __m256 e00 = exp2_fast(_mm256_mul_ps(d0, _mm256_load_ps(An)));
-      const __m256 e01 = exp2_fast(_mm256_mul_ps(d1, _mm256_load_ps(An + 8)));
-      const __m256 s00 = _mm256_fmadd_ps(e00, _mm256_load_ps(s), _mm256_mul_ps(du0, bA));
-      const __m256 s01 = _mm256_fmadd_ps(e01, _mm256_load_ps(s + 8), _mm256_mul_ps(du1, bA));
-      _mm256_store_ps(s, s00);
-      _mm256_store_ps(s + 8, s01);
-      if (n & 1) {  // two accumulators per vector (even/odd n) halve the serial FMA chain
-        y0b = _mm256_fmadd_ps(cA, s00, y0b);
-        y1b = _mm256_fmadd_ps(cA, s01, y1b);
-      } else {
-        y0 = _mm256_fmadd_ps(cA, s00, y0);
-        y1 = _mm256_fmadd_ps(cA, s01, y1);
-      }
-    }
-    y0 = _mm256_add_ps(y0, y0b);
-    y1 = _mm256_add_ps(y1, y1b);
-    if (a.z) {
-      const float* zr = a.z + r * a.ldz + e0;
-      y0 = _mm256_mul_ps(y0, silu8(ld<kFull>(zr, m0)));
-      y1 = _mm256_mul_ps(y1, silu8(ld<kFull>(zr + 8, m1)));
-    }
-    float* yr = a.y + r * a.ldy + e0;
-    st<kFull>(yr, m0, y0);
-    st<kFull>(yr + 8, m1, y1);
+  alignas(32) float S[kSsmMaxN * BW];
+  alignas(32) float A2[kSsmMaxN * BW];
+  const __m256 l2e = _mm256_set1_ps(kLog2e);
+  for (int64_t n = 0; n < N; ++n) {
+    const float* An = a.A + n * E + e0;
+    _mm256_store_ps(A2 + n * BW, _mm256_mul_ps(ld<kFull>(An, m0), l2e));
+    _mm256_store_ps(A2 + n * BW + 8, _mm256_mul_ps(ld<kFull>(An + 8, m1), l2e));
+    _mm256_store_ps(S + n * BW, stp ? ld<kFull>(stp + n * E, m0) : zero);
+    _mm256_store_ps(S + n * BW + 8, stp ? ld<kFull>(stp + n * E + 8, m1) : zero);
   }
+  for (int64_t t = 0; t < a.T; ++t)
+    scan_token<kFull, true>(a, b * a.T + t, e0, m0, m1, S, BW, A2, dtb0, dtb1, D0, D1);
   if (stp)
     for (int64_t n = 0; n < N; ++n) {
       st<kFull>(stp + n * E, m0, _mm256_load_ps(S + n * BW));

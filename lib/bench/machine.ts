@@ -11,6 +11,9 @@ export interface Machine {
   cores: number;
   threads: number;
   cpuFeatures: string;
+  /** the CPU kernel paths: 'avx2' or 'portable', and how bf16 GEMMs above 4 rows multiply */
+  cpuKernels: string;
+  bf16Gemm: string;
   memoryGiB: number;
   gpus: string[];
   node: string;
@@ -29,6 +32,8 @@ export function machine(): Machine {
     cores: os.cpus().length,
     threads: i.threads,
     cpuFeatures: i.cpuFeatures,
+    cpuKernels: i.cpuKernels,
+    bf16Gemm: i.bf16Gemm,
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),
     gpus: i.gpus.map((g) => `${g.name} (${(g.memoryBytes / 2 ** 30).toFixed(0)} GiB, cc ${g.computeCapability})`),
     node: process.version,

@@ -139,8 +139,14 @@ export interface ProjectionResult {
   maskedLoopSeconds: number;
   groupedSeconds: number;
   speedup: number;
-  /** Largest |difference| between the two outputs (they compute the same function). */
+  /**
+   * Largest |difference| between the two outputs. They compute the same function; with bf16 weights on
+   * a CPU whose bf16 GEMM rounds x to bf16 above 4 rows (info().bf16Gemm), the two ways batch the rows
+   * differently, so they agree to bf16 precision rather than bit for bit.
+   */
   maxAbsDiff: number;
+  /** Largest |output|, the scale maxAbsDiff compares with. */
+  maxAbsOut: number;
 }
 
 /**
@@ -202,10 +208,13 @@ export async function measureProjections(size: BenchSize, M: number, rows: numbe
       out.forEach((t) => t.dispose());
     }
   const a = { s: median(ts[0]), out: outs[0] }, b = { s: median(ts[1]), out: outs[1] };
-  let maxAbsDiff = 0;
-  a.out.forEach((o, p) => o.forEach((v, i) => { maxAbsDiff = Math.max(maxAbsDiff, Math.abs(v - b.out[p][i])); }));
+  let maxAbsDiff = 0, maxAbsOut = 0;
+  a.out.forEach((o, p) => o.forEach((v, i) => {
+    maxAbsDiff = Math.max(maxAbsDiff, Math.abs(v - b.out[p][i]));
+    maxAbsOut = Math.max(maxAbsOut, Math.abs(v));
+  }));
   for (const t of [...stacked, ...perMod.flat(), ...xs, modIds]) t.dispose();
-  return { rows, modalities: M, maskedLoopSeconds: a.s, groupedSeconds: b.s, speedup: a.s / b.s, maxAbsDiff };
+  return { rows, modalities: M, maskedLoopSeconds: a.s, groupedSeconds: b.s, speedup: a.s / b.s, maxAbsDiff, maxAbsOut };
 }
 
 export interface VisionBlockResult {

@@ -77,10 +77,10 @@ export function softmaxRef(x: ArrayLike<number>, rows: number, D: number): Float
 
 /**
  * Whether a bf16-weight GEMM of `rows` rows on `device` rounds x to bf16 before multiplying: the CPU's
- * AVX512-BF16 path (runtime info().bf16Gemm) above the 8-row GEMV; references round x the same way.
+ * AVX512-BF16 path (runtime info().bf16Gemm) above 4 rows; references round x the same way.
  */
 export function bf16GemmRoundsX(device: string, rows: number): boolean {
-  return device === 'cpu' && rows > 8 && info().bf16Gemm === 'avx512bf16';
+  return device === 'cpu' && rows > 4 && info().bf16Gemm === 'avx512bf16';
 }
 
 /** x with every value rounded to bf16 when `round`, else x itself. */
