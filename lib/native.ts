@@ -81,6 +81,8 @@ interface Addon {
   bench: {
     streamRead(mb: number): Promise<number>;
     fmaPeak(): Promise<number>;
+    /** VDPBF16PS peak, GFLOP/s; 0 where the bf16 GEMM does not use it */
+    bf16DotPeak(): Promise<number>;
     naiveGemm(x: NativeTensor, w: NativeTensor): Promise<number>;
     gemmLoop(x: NativeTensor, ws: NativeTensor[], reps: number): Promise<number>;
   };

@@ -1,6 +1,7 @@
-// GEMM benchmark: decode (1×D·Dᵀ, memory-bound) and prefill (512×D·Dᵀ, compute-bound) shapes for
-// D = 768 and 2048 with f32 and bf16 weights, beside this machine's streaming-read bandwidth and f32
-// FMA peak measured in the same run, and a naive single-thread loop.
+// GEMM benchmark: decode (1×D·Dᵀ, memory-bound), batched decode (32×D·Dᵀ) and prefill (512×D·Dᵀ,
+// compute-bound) shapes for D = 768 and 2048 with f32 and bf16 weights, beside this machine's
+// streaming-read bandwidth, f32 FMA peak and (where the bf16 GEMM uses it) VDPBF16PS peak measured in
+// the same run, and a naive single-thread loop.
 //   node dist/scripts/bench-gemm.js [--device cpu|cuda] [--out bench/results/gemm-cpu.json]
 import { Tensor, ops, synchronize } from '../lib';
 import { addon } from '../lib/native';
@@ -19,6 +20,8 @@ interface Row {
   weightGBs: number;
   ofReadBandwidth: number;
   ofFmaPeak: number;
+  /** bf16 rows above 4 rows on an AVX512-BF16 CPU: the fraction of the VDPBF16PS peak (null otherwise) */
+  ofBf16DotPeak: number | null;
 }
 
 function rand(n: number): Float32Array {
@@ -65,11 +68,13 @@ async function main(): Promise<void> {
   console.log(`machine: ${m.cpu}, ${m.threads} threads, ${m.cpuFeatures}; ${m.gpus.join('; ') || 'no GPU'}`);
   const readGBs = device === 'cpu' ? await addon.bench.streamRead(1024) : NaN;
   const fmaGflops = device === 'cpu' ? await addon.bench.fmaPeak() : NaN;
-  if (device === 'cpu') console.log(`ceilings (measured now): streaming read ${readGBs.toFixed(1)} GB/s, f32 FMA peak ${fmaGflops.toFixed(1)} GFLOP/s`);
+  const dotGflops = device === 'cpu' ? await addon.bench.bf16DotPeak() : 0;
+  if (device === 'cpu') console.log(`ceilings (measured now): streaming read ${readGBs.toFixed(1)} GB/s, f32 FMA peak ${fmaGflops.toFixed(1)} GFLOP/s` +
+    (dotGflops > 0 ? `, bf16 dot (VDPBF16PS) peak ${dotGflops.toFixed(1)} GFLOP/s` : ''));
 
   const rows: Row[] = [];
   for (const D of [768, 2048]) {
-    for (const [label, M] of [['decode', 1], ['prefill', 512]] as const) {
+    for (const [label, M] of [['decode', 1], ['batch', 32], ['prefill', 512]] as const) {
       for (const [wdt, mode] of [['f32', 'kernel'], ['bf16', 'kernel'], ['f32', 'eager'], ['bf16', 'eager']] as const) {
         if (mode === 'kernel' && device !== 'cpu') continue;
         const ms = await timeGemm(device, M, D, D, wdt, mode);
@@ -78,10 +83,12 @@ async function main(): Promise<void> {
         const row: Row = {
           shape: `${label} ${M}x${D}·${D}x${D}ᵀ`, mode, M, N: D, K: D, weights: wdt, ms, gflops, weightGBs,
           ofReadBandwidth: weightGBs / readGBs, ofFmaPeak: gflops / fmaGflops,
+          ofBf16DotPeak: device === 'cpu' && wdt === 'bf16' && M > 4 && dotGflops > 0 ? gflops / dotGflops : null,
         };
         rows.push(row);
         console.log(`${row.shape.padEnd(26)} ${mode.padEnd(6)} ${wdt.padEnd(5)} ${ms.toFixed(3).padStart(8)} ms  ${gflops.toFixed(1).padStart(7)} GFLOP/s  ${weightGBs.toFixed(1).padStart(6)} GB/s weights` +
-          (device === 'cpu' ? `  (${(100 * row.ofReadBandwidth).toFixed(0)}% of read bw, ${(100 * row.ofFmaPeak).toFixed(0)}% of FMA peak)` : ''));
+          (device === 'cpu' ? `  (${(100 * row.ofReadBandwidth).toFixed(0)}% of read bw, ${(100 * row.ofFmaPeak).toFixed(0)}% of FMA peak` +
+            (row.ofBf16DotPeak !== null ? `, ${(100 * row.ofBf16DotPeak).toFixed(0)}% of bf16 dot peak)` : ')') : ''));
       }
     }
   }
@@ -101,9 +108,9 @@ async function main(): Promise<void> {
   }
 
   writeResults(out, {
-    benchmark: 'gemm', device, machine: m, dtype: 'f32 activations, f32/bf16 weights, f32 accumulate',
+    benchmark: 'gemm', device, machine: m, dtype: 'f32 activations, f32/bf16 weights, f32 accumulate (bf16 weights above 4 rows with machine.bf16Gemm = avx512bf16: activations rounded to bf16)',
     reference: device === 'cpu'
-      ? { streamReadGBs: readGBs, fmaPeakGflops: fmaGflops, note: 'ceilings measured in this run on all pool threads; decode rotates weight copies (>96 MiB) so reads come from DRAM' }
+      ? { streamReadGBs: readGBs, fmaPeakGflops: fmaGflops, bf16DotPeakGflops: dotGflops || null, note: 'ceilings measured in this run on all pool threads; decode rotates weight copies (>96 MiB) so reads come from DRAM' }
       : { note: 'see gpu reference fields' },
     goals: { decodeOfReadBandwidth: 0.7, prefillOfFmaPeak: 0.5 },
     rows, naive,

@@ -231,6 +231,10 @@ Napi::Value BenchFmaPeak(const Napi::CallbackInfo& info) {
   return enqueue(info.Env(), std::make_unique<NumberJob>([] { return cpu::fma_peak_gflops(); }));
 }
 
+Napi::Value BenchBf16DotPeak(const Napi::CallbackInfo& info) {
+  return enqueue(info.Env(), std::make_unique<NumberJob>([] { return cpu::bf16_dot_peak_gflops(); }));
+}
+
 // naiveGemm(x f32 [M, K] cpu, w f32 [N, K] cpu) -> Promise<seconds>, one thread, plain loops.
 Napi::Value BenchNaiveGemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -298,6 +302,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Object bench = Napi::Object::New(env);
   bench.Set("streamRead", Napi::Function::New(env, BenchStreamRead, "streamRead"));
   bench.Set("fmaPeak", Napi::Function::New(env, BenchFmaPeak, "fmaPeak"));
+  bench.Set("bf16DotPeak", Napi::Function::New(env, BenchBf16DotPeak, "bf16DotPeak"));
   bench.Set("naiveGemm", Napi::Function::New(env, BenchNaiveGemm, "naiveGemm"));
   bench.Set("gemmLoop", Napi::Function::New(env, BenchGemmLoop, "gemmLoop"));
   exports.Set("bench", bench);

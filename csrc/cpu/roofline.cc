@@ -56,6 +56,19 @@ __attribute__((target("avx2,fma"))) float fma_loop(int64_t iters) {
   return r;
 }
 
+// The same for VDPBF16PS (32 bf16 multiply-adds into 16 f32 lanes per instruction).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) float bf16_dot_loop(int64_t iters) {
+  __m512 acc[12];
+  for (int j = 0; j < 12; ++j) acc[j] = _mm512_set1_ps(0.001f * j);
+  const __m512bh a = reinterpret_cast<__m512bh>(_mm512_set1_epi32(0x3f7f3f7f));
+  const __m512bh b = reinterpret_cast<__m512bh>(_mm512_set1_epi32(0x38d138d1));
+  for (int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < 12; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], a, b);
+  float r = 0;
+  for (int j = 0; j < 12; ++j) r += _mm512_reduce_add_ps(acc[j]);
+  return r;
+}
+
 volatile float g_sink;  // keeps the measured loops from being optimized away
 
 }  // namespace
@@ -94,6 +107,19 @@ double fma_peak_gflops() {
     parallel_run([&](int, int) { g_sink = g_sink + fma_loop(iters); });
     const double dt = now_s() - t0;
     best = std::max(best, num_threads() * static_cast<double>(iters) * 12 * 8 * 2 / dt / 1e9);
+  }
+  return best;
+}
+
+double bf16_dot_peak_gflops() {
+  if (!use_avx512bf16_kernels()) return 0;
+  const int64_t iters = 10000000;
+  double best = 0;
+  for (int rep = 0; rep < 6; ++rep) {
+    const double t0 = now_s();
+    parallel_run([&](int, int) { g_sink = g_sink + bf16_dot_loop(iters); });
+    const double dt = now_s() - t0;
+    best = std::max(best, num_threads() * static_cast<double>(iters) * 12 * 32 * 2 / dt / 1e9);
   }
   return best;
 }

@@ -34,6 +34,21 @@ describe.each(DEVICES)('continuous batching on %s', (device) => {
     expect(model.load).toEqual({ running: 0, waiting: 0, freeSlots: 32 });
   });
 
+  test('bf16 weights: greedy and seeded outputs are identical alone and in a batch of 32', async () => {
+    // batched steps take the bf16 GEMM paths for many rows (on AVX512-BF16 CPUs: x rounded to bf16),
+    // a lone request the one-row path: the results must still not depend on the company
+    const m16 = (await loadModel(tmp, { device, dtype: 'bf16' })) as MambaLM;
+    try {
+      const opts = (i: number) => (i % 2 === 0 ? { temperature: 0, maxTokens: 10 } : { temperature: 6, topP: 0.98, seed: 1000 + i, maxTokens: 10 });
+      const alone: GenerateResult[] = [];
+      for (let i = 0; i < prompts.length; ++i) alone.push(await m16.complete(prompts[i], opts(i)));
+      const together = await Promise.all(prompts.map((p, i) => m16.complete(p, opts(i))));
+      for (let i = 0; i < prompts.length; ++i) expect(together[i].tokens).toEqual(alone[i].tokens);
+    } finally {
+      m16.dispose();
+    }
+  });
+
   test('more requests than slots queue up; aborting some frees their slots and leaves the rest intact', async () => {
     model.configureBatching({ maxBatch: 4 });
     const ref = await Promise.all(prompts.slice(0, 10).map((p) => model.complete(p, { temperature: 0, maxTokens: 8 })));
