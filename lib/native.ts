@@ -38,7 +38,7 @@ export interface NativeInfo {
   /** The CPU kernel path in use: 'avx2' or 'portable' (no AVX2/FMA/F16C, or MAMBAKIT_FORCE_SCALAR=1). */
   cpuKernels: 'avx2' | 'portable';
   /**
-   * How bf16-weight GEMMs of more than 4 rows compute on the CPU: 'avx512bf16' rounds x to bf16 and
+   * How bf16-weight GEMMs compute on the CPU: 'avx512bf16' rounds x to bf16 (at every row count) and above 4 rows
    * multiplies with VDPBF16PS (f32 accumulation, twice the f32 FMA rate; CPUs with AVX512-BF16, unless
    * MAMBAKIT_NO_AVX512BF16=1), 'f32' widens the weights and multiplies in f32.
    */

@@ -17,7 +17,7 @@ async function one(name: string, inputs: (Tensor | undefined)[], attrs?: Record<
 
 /**
  * y[..., N] = x[..., K] · w[N, K]ᵀ (+ bias[N]). x f32; w f32, f16 or bf16. With bf16 w, x is rounded to bf16
- * where the hardware multiplies bf16 pairs (CUDA tensor cores; CPUs with AVX512-BF16 above 4 rows: info().bf16Gemm).
+ * where the hardware multiplies bf16 pairs (CUDA tensor cores; CPUs with AVX512-BF16: info().bf16Gemm).
  */
 export function gemm(x: Tensor, w: Tensor, bias?: Tensor): Promise<Tensor> {
   return one('gemm', [x, w, bias]);

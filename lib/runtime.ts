@@ -47,7 +47,7 @@ export interface RuntimeInfo {
   cpuFeatures: string;
   cpuKernels: 'avx2' | 'portable';
   /**
-   * How bf16-weight GEMMs of more than 4 rows compute on the CPU: 'avx512bf16' rounds x to bf16 and
+   * How bf16-weight GEMMs compute on the CPU: 'avx512bf16' rounds x to bf16 (at every row count) and above 4 rows
    * multiplies with VDPBF16PS (f32 accumulation, twice the f32 FMA rate; CPUs with AVX512-BF16, unless
    * MAMBAKIT_NO_AVX512BF16=1), 'f32' widens the weights and multiplies in f32.
    */

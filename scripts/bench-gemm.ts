@@ -108,7 +108,7 @@ async function main(): Promise<void> {
   }
 
   writeResults(out, {
-    benchmark: 'gemm', device, machine: m, dtype: 'f32 activations, f32/bf16 weights, f32 accumulate (bf16 weights above 4 rows with machine.bf16Gemm = avx512bf16: activations rounded to bf16)',
+    benchmark: 'gemm', device, machine: m, dtype: 'f32 activations, f32/bf16 weights, f32 accumulate (bf16 weights with machine.bf16Gemm = avx512bf16: activations rounded to bf16; VDPBF16PS above 4 rows)',
     reference: device === 'cpu'
       ? { streamReadGBs: readGBs, fmaPeakGflops: fmaGflops, bf16DotPeakGflops: dotGflops || null, note: 'ceilings measured in this run on all pool threads; decode rotates weight copies (>96 MiB) so reads come from DRAM' }
       : { note: 'see gpu reference fields' },

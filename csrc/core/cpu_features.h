@@ -18,8 +18,8 @@ const CpuFeatures& cpu_features();
 // is not "1" (read once; the tests use it to exercise the portable paths).
 bool use_avx2_kernels();
 
-// Whether bf16-weight GEMMs of more than 4 rows take the AVX512-BF16 path (x rounded to bf16,
-// f32 accumulation): the CPU has AVX512 F/BW/VL/BF16, the AVX2 paths are on, and
+// Whether bf16-weight GEMMs round x to bf16 and, above 4 rows, take the AVX512-BF16 path (f32
+// accumulation): the CPU has AVX512 F/BW/VL/BF16, the AVX2 paths are on, and
 // MAMBAKIT_NO_AVX512BF16 is not "1" (the tests use it to exercise the AVX2 path on such CPUs).
 bool use_avx512bf16_kernels();
 

@@ -20,6 +20,7 @@
 #include <new>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/threadpool.h"
 #include "cpu/gemm_internal.h"
 
@@ -110,12 +111,21 @@ MK_AVX2_INLINE float hsum(__m256 v) {
 
 // ---- GEMV path ----
 
-// x rows packed to stride Kp = round_up(K, 16), zero-padded; bf16 order is even/odd per 16.
+// x rows packed to stride Kp = round_up(K, 16), zero-padded; bf16 order is even/odd per 16. With
+// bf16 W on a CPU whose bf16 GEMM rounds x (use_avx512bf16_kernels), x is rounded here too, so
+// every bf16 GEMM on that CPU multiplies the same values whatever the row count (batch invariance).
 template <class L>
 void pack_x_gemv(const float* x, int64_t ldx, int64_t M, int64_t K, int64_t Kp, float* xp) {
+  const bool round = L::kSplitEvenOdd && use_avx512bf16_kernels();
+  thread_local std::vector<float> rounded;
   for (int64_t m = 0; m < M; ++m) {
     const float* xr = x + m * ldx;
     float* d = xp + m * Kp;
+    if (round) {
+      rounded.resize(static_cast<size_t>(K));
+      round_bf16_avx512(xr, K, rounded.data());
+      xr = rounded.data();
+    }
     if (!L::kSplitEvenOdd) {
       std::memcpy(d, xr, static_cast<size_t>(K) * 4);
       std::fill(d + K, d + Kp, 0.f);

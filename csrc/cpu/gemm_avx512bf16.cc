@@ -2,7 +2,9 @@
 // y = x · W^T (+ bias) with x rounded to bf16 (nearest even) and f32 accumulation, the contract of
 // a bf16 GEMM on tensor cores and of llama.cpp's bf16 CPU path. VDPBF16PS does 32 multiply-adds
 // per instruction, twice the f32 FMA rate: measured here 224 GFLOP/s per core against 128 for AVX2
-// FMA. (M <= 4 stays on the AVX2 GEMV, which is bound by reading W, not by arithmetic.)
+// FMA. (M <= 4 stays on the AVX2 GEMV, which is bound by reading W, not by arithmetic; on these
+// CPUs it rounds x to bf16 the same way, so a row's products do not depend on how many rows share
+// the call: only the order of the f32 sums differs, as between any two f32 GEMM paths.)
 //
 // Layout: W is read in place, row-major bf16: each step broadcasts one (k, k+1) weight pair of
 // a W row as a 32-bit word. x is packed once per call into panels of 16 rows, [K/2][16] words of
@@ -129,6 +131,14 @@ MK_BF16 void block(const uint32_t* xp, int64_t Kh, int64_t mm, const uint16_t* w
 }
 
 }  // namespace
+
+MK_BF16 void round_bf16_avx512(const float* x, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? 0xffff : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m256i h = reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i)));
+    _mm512_mask_storeu_ps(out + i, m, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+  }
+}
 
 bool gemm_bf16_avx512(const float* x, int64_t ldx, const uint16_t* w, const float* bias, float* y,
                       int64_t ldy, int64_t M, int64_t N, int64_t K) {

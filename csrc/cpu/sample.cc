@@ -38,7 +38,7 @@ void sample_row(const float* x, const int32_t* prev, int64_t V, int64_t P, const
   float m = -INFINITY;
   for (int64_t i = 0; i < V; ++i) {
     s[i] = s[i] / p.temperature;
-    m = std::fmax(m, s[i]);
+    m = s[i] > m ? s[i] : m;  // fmax's NaN rule (NaN never wins), without its libm call
   }
   for (int64_t i = 0; i < V; ++i) s[i] = sample_expf(s[i] - m);  // w, max 1
 

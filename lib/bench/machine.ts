@@ -11,7 +11,7 @@ export interface Machine {
   cores: number;
   threads: number;
   cpuFeatures: string;
-  /** the CPU kernel paths: 'avx2' or 'portable', and how bf16 GEMMs above 4 rows multiply */
+  /** the CPU kernel paths: 'avx2' or 'portable', and how bf16 GEMMs multiply */
   cpuKernels: string;
   bf16Gemm: string;
   memoryGiB: number;

@@ -141,8 +141,8 @@ export interface ProjectionResult {
   speedup: number;
   /**
    * Largest |difference| between the two outputs. They compute the same function; with bf16 weights on
-   * a CPU whose bf16 GEMM rounds x to bf16 above 4 rows (info().bf16Gemm), the two ways batch the rows
-   * differently, so they agree to bf16 precision rather than bit for bit.
+   * a CPU whose bf16 GEMM rounds x to bf16 (info().bf16Gemm), the two ways batch the rows into different
+   * kernels, which sum in different orders.
    */
   maxAbsDiff: number;
   /** Largest |output|, the scale maxAbsDiff compares with. */

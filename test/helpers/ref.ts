@@ -76,11 +76,11 @@ export function softmaxRef(x: ArrayLike<number>, rows: number, D: number): Float
 }
 
 /**
- * Whether a bf16-weight GEMM of `rows` rows on `device` rounds x to bf16 before multiplying: the CPU's
- * AVX512-BF16 path (runtime info().bf16Gemm) above 4 rows; references round x the same way.
+ * Whether a bf16-weight GEMM on `device` rounds x to bf16 before multiplying: every one on a CPU with
+ * the AVX512-BF16 path (runtime info().bf16Gemm); references round x the same way.
  */
-export function bf16GemmRoundsX(device: string, rows: number): boolean {
-  return device === 'cpu' && rows > 4 && info().bf16Gemm === 'avx512bf16';
+export function bf16GemmRoundsX(device: string): boolean {
+  return device === 'cpu' && info().bf16Gemm === 'avx512bf16';
 }
 
 /** x with every value rounded to bf16 when `round`, else x itself. */
