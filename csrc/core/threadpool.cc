@@ -129,6 +129,14 @@ int num_threads() {
   return pool().size();
 }
 
+void parallel_items(int64_t count, const std::function<void(int64_t)>& fn) {
+  if (count <= 0) return;
+  std::atomic<int64_t> next{0};
+  parallel_run([&](int, int) {
+    for (int64_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < count;) fn(i);
+  });
+}
+
 void set_num_threads(int n) {
   std::lock_guard<std::mutex> lk(g_caller_mu);
   auto& p = pool_slot();

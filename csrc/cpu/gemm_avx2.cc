@@ -40,24 +40,6 @@ constexpr int64_t KC = 256;                 // K block: a 16 x KC W micro-panel 
 constexpr int64_t MC = 144;                 // M block: an MC x KC x panel (144 KiB) in L2
 constexpr int64_t NC = 512;                 // N block: a KC x NC W panel (512 KiB) in L2
 
-inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
-
-// Grow-only 64-byte-aligned scratch; one per thread and purpose (thread_local). get() returns
-// nullptr when out of memory: pool workers must not throw.
-struct Scratch {
-  float* p = nullptr;
-  size_t cap = 0;
-  ~Scratch() { std::free(p); }
-  float* get(int64_t n) {
-    const size_t bytes = static_cast<size_t>(round_up(std::max<int64_t>(n, 16) * 4, 64));
-    if (bytes > cap) {
-      std::free(p);
-      p = static_cast<float*>(std::aligned_alloc(64, bytes));
-      cap = p ? bytes : 0;
-    }
-    return p;
-  }
-};
 
 // ---- weight loaders: one struct per dtype ----
 
@@ -117,15 +99,9 @@ MK_AVX2_INLINE float hsum(__m256 v) {
 template <class L>
 void pack_x_gemv(const float* x, int64_t ldx, int64_t M, int64_t K, int64_t Kp, float* xp) {
   const bool round = L::kSplitEvenOdd && use_avx512bf16_kernels();
-  thread_local std::vector<float> rounded;
   for (int64_t m = 0; m < M; ++m) {
     const float* xr = x + m * ldx;
     float* d = xp + m * Kp;
-    if (round) {
-      rounded.resize(static_cast<size_t>(K));
-      round_bf16_avx512(xr, K, rounded.data());
-      xr = rounded.data();
-    }
     if (!L::kSplitEvenOdd) {
       std::memcpy(d, xr, static_cast<size_t>(K) * 4);
       std::fill(d + K, d + Kp, 0.f);
@@ -136,6 +112,7 @@ void pack_x_gemv(const float* x, int64_t ldx, int64_t M, int64_t K, int64_t Kp, 
         const int64_t k = k0 + i;
         d[k0 + (i & 1) * 8 + i / 2] = k < K ? xr[k] : 0.f;
       }
+    if (round) round_bf16_avx512(d, Kp, d);  // a permutation of x, zero padded: round in place
   }
 }
 
@@ -264,10 +241,8 @@ void run_gemv(const float* x, int64_t ldx, const typename L::T* w, const float* 
   // ~64 KiB chunks of W (16-row multiples: whole cache lines of y) handed out dynamically, so a
   // worker that wakes late simply takes fewer chunks.
   const int64_t chunk = std::max<int64_t>(16, round_up((64 << 10) / row_bytes, 16));
-  std::atomic<int64_t> next{0};
-  parallel_run([&](int, int) {
-    for (int64_t n; (n = next.fetch_add(chunk, std::memory_order_relaxed)) < N;)
-      gemv_rows<L>(w, K, xp, Kp, M, bias, y, ldy, n, std::min(N, n + chunk));
+  parallel_row_chunks(1, N, chunk, [&](int64_t, int64_t n0, int64_t n1) {
+    gemv_rows<L>(w, K, xp, Kp, M, bias, y, ldy, n0, n1);
   });
 }
 
@@ -295,15 +270,7 @@ void run_gemv_batch(const GemvProblem* probs, int64_t count, int64_t N, int64_t 
     for (int64_t i = 0; i < count; ++i) rows_of(i, 0, N);
     return;
   }
-  const int64_t chunk = std::max<int64_t>(16, round_up((64 << 10) / row_bytes, 16));
-  const int64_t per = (N + chunk - 1) / chunk, total = per * count;
-  std::atomic<int64_t> next{0};
-  parallel_run([&](int, int) {
-    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < total;) {
-      const int64_t i = c / per, n0 = (c % per) * chunk;
-      rows_of(i, n0, std::min(N, n0 + chunk));
-    }
-  });
+  parallel_row_chunks(count, N, std::max<int64_t>(16, round_up((64 << 10) / row_bytes, 16)), rows_of);
 }
 
 // ---- mid-size M: dot-product tiles straight from W ----
@@ -371,11 +338,8 @@ void run_mid(const float* x, int64_t ldx, const typename L::T* w, const float* b
              int64_t ldy, int64_t M, int64_t N, int64_t K) {
   if (2.0 * M * N * K < 2e6) return mid_cols<L>(x, ldx, w, bias, y, ldy, M, K, 0, N);
   // chunks of 48 W rows (a multiple of the tile's 3), handed out dynamically
-  constexpr int64_t chunk = 48;
-  std::atomic<int64_t> next{0};
-  parallel_run([&](int, int) {
-    for (int64_t n; (n = next.fetch_add(chunk, std::memory_order_relaxed)) < N;)
-      mid_cols<L>(x, ldx, w, bias, y, ldy, M, K, n, std::min(N, n + chunk));
+  parallel_row_chunks(1, N, 48, [&](int64_t, int64_t n0, int64_t n1) {
+    mid_cols<L>(x, ldx, w, bias, y, ldy, M, K, n0, n1);
   });
 }
 

@@ -13,7 +13,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -31,8 +30,6 @@ constexpr int kRows = 8;          // W rows per tile
 constexpr int kMaxP = 3;          // x panels (of 16 rows) per tile: 24 accumulators
 constexpr int64_t kMBlock = 192;  // x rows per block: its panels stay in L2 while W tiles pass
 constexpr int64_t kChunk = 48;    // W rows handed out per work item (6 tiles)
-
-inline int64_t round_up(int64_t a, int64_t b) { return (a + b - 1) / b * b; }
 
 // x rows [0, mm) -> panels of 16 rows at dst + p * Kh * 16 (words), word [j][r] = bf16 pair
 // (x[r][2j], x[r][2j + 1]) in (low, high) halves; rows >= mm and k >= K are zeros.
@@ -136,7 +133,9 @@ MK_BF16 void round_bf16_avx512(const float* x, int64_t n, float* out) {
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = n - i >= 16 ? 0xffff : static_cast<__mmask16>((1u << (n - i)) - 1);
     const __m256i h = reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + i)));
-    _mm512_mask_storeu_ps(out + i, m, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+    // (the maskz forms: GCC 12's plain ones trip -Wmaybe-uninitialized inside its own header)
+    const __m512i wide = _mm512_maskz_slli_epi32(0xffff, _mm512_maskz_cvtepu16_epi32(0xffff, h), 16);
+    _mm512_mask_storeu_ps(out + i, m, _mm512_castsi512_ps(wide));
   }
 }
 
@@ -147,19 +146,10 @@ bool gemm_bf16_avx512(const float* x, int64_t ldx, const uint16_t* w, const floa
   // the packed x of every M block, up front on the calling thread (cheap: M x K once)
   const int64_t nblk = (M + mb - 1) / mb;
   const int64_t blk_words = round_up(mb, 16) * Kh;
-  thread_local struct Buf {
-    uint32_t* p = nullptr;
-    size_t cap = 0;
-    ~Buf() { std::free(p); }
-  } buf;
-  const size_t bytes = static_cast<size_t>(round_up(nblk * blk_words * 4, 64));
-  if (bytes > buf.cap) {
-    std::free(buf.p);
-    buf.p = static_cast<uint32_t*>(std::aligned_alloc(64, bytes));
-    buf.cap = buf.p ? bytes : 0;
-    if (!buf.p) return false;
-  }
-  uint32_t* const xp = buf.p;  // the caller's buffer: a worker's thread_local is another one
+  thread_local Scratch buf;
+  // the caller's buffer (a worker's thread_local is another one); 4-byte pair words
+  uint32_t* const xp = reinterpret_cast<uint32_t*>(buf.get(nblk * blk_words));
+  if (!xp) return false;
   for (int64_t b = 0; b < nblk; ++b)
     pack_x_pairs(x + b * mb * ldx, ldx, std::min(mb, M - b * mb), K, Kh, xp + b * blk_words);
   auto run_item = [&](int64_t b, int64_t n0, int64_t n1) {
@@ -171,14 +161,7 @@ bool gemm_bf16_avx512(const float* x, int64_t ldx, const uint16_t* w, const floa
     for (int64_t b = 0; b < nblk; ++b) run_item(b, 0, N);
     return true;
   }
-  const int64_t per = (N + kChunk - 1) / kChunk, total = per * nblk;
-  std::atomic<int64_t> next{0};
-  parallel_run([&](int, int) {
-    for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < total;) {
-      const int64_t b = c / per, n0 = (c % per) * kChunk;
-      run_item(b, n0, std::min(N, n0 + kChunk));
-    }
-  });
+  parallel_row_chunks(nblk, N, kChunk, run_item);
   return true;
 }
 

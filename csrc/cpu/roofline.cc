@@ -64,8 +64,12 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) float bf16_dot_l
   const __m512bh b = reinterpret_cast<__m512bh>(_mm512_set1_epi32(0x38d138d1));
   for (int64_t i = 0; i < iters; ++i)
     for (int j = 0; j < 12; ++j) acc[j] = _mm512_dpbf16_ps(acc[j], a, b);
+  alignas(64) float out[16];
   float r = 0;
-  for (int j = 0; j < 12; ++j) r += _mm512_reduce_add_ps(acc[j]);
+  for (int j = 0; j < 12; ++j) {
+    _mm512_store_ps(out, acc[j]);
+    r += out[0];
+  }
   return r;
 }
 
@@ -98,30 +102,27 @@ double stream_read_gbs(size_t bytes) {
   return best;
 }
 
-double fma_peak_gflops() {
-  if (!cpu_features().has_avx2_fma_f16c()) return 0;
-  const int64_t iters = 20000000;
+// GFLOP/s of `loop(iters)` (doing flops_per_iter each) run on every pool thread; best of 6: a
+// shared VM loses a core now and then.
+static double peak_of(float (*loop)(int64_t), int64_t iters, double flops_per_iter) {
   double best = 0;
-  for (int rep = 0; rep < 6; ++rep) {  // best of 6: a shared VM loses a core now and then
+  for (int rep = 0; rep < 6; ++rep) {
     const double t0 = now_s();
-    parallel_run([&](int, int) { g_sink = g_sink + fma_loop(iters); });
+    parallel_run([&](int, int) { g_sink = g_sink + loop(iters); });
     const double dt = now_s() - t0;
-    best = std::max(best, num_threads() * static_cast<double>(iters) * 12 * 8 * 2 / dt / 1e9);
+    best = std::max(best, num_threads() * static_cast<double>(iters) * flops_per_iter / dt / 1e9);
   }
   return best;
 }
 
+double fma_peak_gflops() {
+  if (!cpu_features().has_avx2_fma_f16c()) return 0;
+  return peak_of(fma_loop, 20000000, 12 * 8 * 2);
+}
+
 double bf16_dot_peak_gflops() {
   if (!use_avx512bf16_kernels()) return 0;
-  const int64_t iters = 10000000;
-  double best = 0;
-  for (int rep = 0; rep < 6; ++rep) {
-    const double t0 = now_s();
-    parallel_run([&](int, int) { g_sink = g_sink + bf16_dot_loop(iters); });
-    const double dt = now_s() - t0;
-    best = std::max(best, num_threads() * static_cast<double>(iters) * 12 * 32 * 2 / dt / 1e9);
-  }
-  return best;
+  return peak_of(bf16_dot_loop, 10000000, 12 * 32 * 2);
 }
 
 void naive_gemm(const float* x, const float* w, float* y, int64_t M, int64_t N, int64_t K) {

@@ -150,6 +150,19 @@ __device__ bool find_tile(const Segs& s, int64_t tile, int bm, int64_t& g, int64
   return false;
 }
 
+// A tiled kernel's segment setup: m0 / M become the block's row tile start and its group's end,
+// W and bias move to the group's. False: no tile for this block (return before any barrier).
+template <class PW, class PB>
+__device__ __forceinline__ bool seg_tile(const Segs& s, int bm, int64_t N, int64_t& m0, int64_t& M,
+                                         PW& w, PB& bias) {
+  int64_t g, r1;
+  if (!find_tile(s, blockIdx.x, bm, g, m0, r1)) return false;
+  M = r1;
+  w += g * s.w_stride;
+  if (bias != nullptr) bias += g * N;
+  return true;
+}
+
 // ---- GEMV (M <= 8) ------------------------------------------------------------------------------
 
 constexpr int kGemvWarps = 4;   // warps (= output columns) per block
@@ -286,11 +299,7 @@ __global__ void __launch_bounds__(wm::THREADS)
   const int64_t n0 = static_cast<int64_t>(blockIdx.y) * BN;
   [[maybe_unused]] int64_t xin[kSeg ? X_CHUNKS : 1];  // gathered x row of each chunk, -1: none
   if constexpr (kSeg) {
-    int64_t g, r1;
-    if (!find_tile(seg, blockIdx.x, BM, g, m0, r1)) return;  // whole block, before any barrier
-    M = r1;
-    w += g * seg.w_stride;
-    if (bias != nullptr) bias += g * N;
+    if (!seg_tile(seg, BM, N, m0, M, w, bias)) return;  // whole block, before any barrier
 #pragma unroll
     for (int c = 0; c < X_CHUNKS; ++c) {
       const int64_t gm = m0 + (tid + c * THREADS) / (BK / 4);
@@ -443,11 +452,7 @@ __global__ void __launch_bounds__(sg::THREADS, 2)
   const int lr = tid / 2, lk = (tid % 2) * 4;  // this thread's load chunk: row lr, k lk..lk+3
   [[maybe_unused]] int64_t xin = -1;           // kSeg: gathered x row of the chunk, -1: none
   if constexpr (kSeg) {
-    int64_t g, r1;
-    if (!find_tile(seg, blockIdx.x, BM, g, m0, r1)) return;  // whole block, before any barrier
-    M = r1;
-    w += g * seg.w_stride;
-    if (bias != nullptr) bias += g * N;
+    if (!seg_tile(seg, BM, N, m0, M, w, bias)) return;  // whole block, before any barrier
     if (m0 + lr < M) xin = in_row(seg, m0 + lr);
   }
 
