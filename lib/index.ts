@@ -1,16 +1,21 @@
 // The public API of mambakit.
 export { Tensor } from './tensor';
 export type { Device, FromOptions } from './tensor';
-export type { DType, TensorData } from './dtype';
+export type { DType, TensorData, WeightDType } from './dtype';
 export { MambakitError } from './errors';
 export type { ErrorCode } from './errors';
 export * as ops from './ops';
 export { memory, emptyCache, setThreads, threads, gpus, cudaAvailable, synchronize, info } from './runtime';
 export type { MemoryStats, GpuInfo, RuntimeInfo } from './runtime';
-export { loadModel } from './models/load';
-export type { LoadModelOptions, Model } from './models/load';
+export { loadModel, loadLanguageModel, loadClassifier } from './models/load';
+export type { LoadModelOptions, Model, ModelKind } from './models/load';
+export type {
+  LanguageModel, RecurrentLM, RecurrentState, ImageClassifier,
+  LanguageModelCallOptions, PrefillOptions, StepOptions, SlotOptions, BatchLoad,
+} from './models/interfaces';
+export { RecurrentLMBase } from './generate/recurrent-base';
 export { MambaLM, MambaState } from './models/mamba';
-export type { WeightDType, MambaCallOptions } from './models/mamba';
+export type { MambaCallOptions } from './models/mamba';
 export type { TokenBatch, ModalityBatch } from './models/tokens';
 export { loadTokenizer, Tokenizer, StreamDecoder } from './tokenizer';
 export type { GenerateOptions, GenerateChunk, GenerateResult, FinishReason } from './generate/request';

@@ -47,24 +47,43 @@ export interface NativeInfo {
   ops: string[];
 }
 
-/** A native model plan (one per loaded model). */
+/** A config value a model family reads (csrc/plan/config.h): numbers, strings, booleans and lists of them. */
+export type NativeConfig = Record<string, number | string | boolean | readonly number[] | readonly string[] | undefined>;
+
+/** The recurrent state slots of a native model (csrc/plan/plan.h PlanState). */
+export interface NativeState {
+  readonly slots: number;
+  zeroSlot(slot: number): Promise<void>;
+  dispose(): void;
+}
+
+/** A residual-stream edit at the edit point after block `after` (csrc/plan/edit.h). */
+export interface NativeEdit {
+  after: number;
+  op: 'add';
+  rows: NativeTensor;
+  values: NativeTensor;
+}
+
+/** One call of a native plan. mode: 'forward' (all positions), 'prefill' (last position), 'step' (decode, one token). */
+export interface NativeCall {
+  input: NativeTensor;
+  modality?: NativeTensor | null;
+  state?: NativeState | null;
+  slots?: NativeTensor | null;
+  mode: 'forward' | 'prefill' | 'step';
+  edits?: NativeEdit[];
+}
+
+/** A native model plan (one per loaded model): embed → blocks → head, built by csrc/models/ from a config and weights. */
 export interface NativeModel {
-  forward(tokens: NativeTensor, modality: NativeTensor | null, conv: NativeTensor | null, ssm: NativeTensor | null,
-    slots: NativeTensor | null, lastOnly: boolean, decode: boolean): Promise<NativeTensor>;
+  forward(call: NativeCall): Promise<NativeTensor>;
+  newState(slots: number): NativeState;
+  /** The plan's monitoring counters (MoE: tokens per expert, i32 [moe blocks, experts]), or null. */
+  counters(): NativeTensor | null;
+  /** The block kinds in order (e.g. 'mamba', 'moe', 'stem', 'gated_cnn', 'downsample'). */
+  blocks(): string[];
 }
-
-/** Model dims; M: modalities (1 unless Mixture-of-Mamba); Ne/topk/F/act/renorm: MoE blocks (0 when none). */
-export interface MambaDims {
-  D: number; L: number; V: number; N: number; E: number; K: number; R: number; eps: number;
-  M: number; Ne: number; topk: number; F: number; act: number; renorm: number;
-}
-
-/** One block: kind 0 = Mamba (projections [out, in] or per modality [M, out, in]), 1 = MoE. */
-export type MambaLayerHandles = {
-  kind: 0; norm: NativeTensor; in_proj: NativeTensor; in_proj_bias: NativeTensor | null; conv_w: NativeTensor;
-  conv_b: NativeTensor | null; x_proj: NativeTensor; dt_proj: NativeTensor; dt_bias: NativeTensor; A: NativeTensor;
-  D: NativeTensor; out_proj: NativeTensor; out_proj_bias: NativeTensor | null;
-} | { kind: 1; norm: NativeTensor; router: NativeTensor; w_in: NativeTensor; w_out: NativeTensor };
 
 interface Addon {
   tensorFrom(view: ArrayBufferView, srcDtype: number, dstDtype: number, shape: number[], device: string): NativeTensor;
@@ -75,8 +94,9 @@ interface Addon {
   info(): NativeInfo;
   setThreads(n: number): void;
   synchronize(): Promise<void>;
-  mambaCreate(dims: MambaDims, weights: { embedding: NativeTensor; lm_head: NativeTensor; norm_f: NativeTensor;
-    expert_counts: NativeTensor | null; layers: MambaLayerHandles[] }, device: string): NativeModel;
+  /** Builds a plan of a registered family ('mamba', 'mambaout', 'gated_cnn_block') from its config and weights by name. */
+  createModel(family: string, config: NativeConfig, weights: Record<string, NativeTensor>, device: string): NativeModel;
+  modelFamilies(): string[];
   /** Machine ceilings for the benchmark scripts (not part of the public API). */
   bench: {
     streamRead(mb: number): Promise<number>;

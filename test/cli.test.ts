@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { MambaLM, info, loadModel } from '../lib';
+import { info, loadLanguageModel } from '../lib';
 import { randomMambaWeights, writeMambaCheckpoint } from './helpers/mamba-ckpt';
 import { EOS, MERGES, byteLevelTokenizerJson } from './helpers/tokenizer-fixture';
 
@@ -44,7 +44,7 @@ describe('mambakit generate', () => {
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   test('streams the same text as model.complete() with the same options', async () => {
-    const expected = await ((await loadModel(dir)) as MambaLM).complete('hello world', { temperature: 0, maxTokens: 12 });
+    const expected = await (await loadLanguageModel(dir)).complete('hello world', { temperature: 0, maxTokens: 12 });
     const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/lib/cli/main.js'), 'generate',
       '--model', dir, '--temperature', '0', '--max-tokens', '12', 'hello world'], { encoding: 'utf8' });
     expect(r.status).toBe(0);

@@ -18,7 +18,6 @@
 #include "ops/op.h"
 
 namespace mk {
-void register_mambaout(Napi::Env env, Napi::Object exports);  // binding/mambaout_wrap.cc
 namespace {
 
 void throw_status(Napi::Env env, const Status& st) { to_js_error(env, st).ThrowAsJavaScriptException(); }
@@ -308,7 +307,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bench", bench);
   register_io(env, exports);
   register_models(env, exports);
-  register_mambaout(env, exports);  // binding/mambaout_wrap.cc
   return exports;
 }
 

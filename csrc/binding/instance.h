@@ -7,7 +7,8 @@ namespace mk {
 
 struct Instance {
   Napi::FunctionReference tensor_ctor;
-  Napi::FunctionReference mamba_ctor;
+  Napi::FunctionReference model_ctor;
+  Napi::FunctionReference state_ctor;
 };
 
 inline Instance& instance(Napi::Env env) { return *env.GetInstanceData<Instance>(); }

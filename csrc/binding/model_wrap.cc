@@ -1,151 +1,251 @@
-// N-API for native model plans: mambaCreate(dims, weights) -> handle with forward(...) -> Promise.
+// N-API for model plans, for every family (the registry in models/ builds them):
+//   createModel(family, config {key: number | string | boolean | number[] | string[]},
+//               weights {checkpoint name: tensor}, device) -> NativeModel
+//   NativeModel.forward({ input, modality?, state?, slots?, mode: 'forward' | 'prefill' | 'step',
+//                         edits?: [{ after, op: 'add', rows, values }] }) -> Promise<tensor>
+//   NativeModel.newState(slots) -> NativeState { slots, zeroSlot(slot) -> Promise<void>, dispose() }
+//   NativeModel.counters() -> tensor | null;  NativeModel.blocks() -> block kinds
+// This file only unwraps arguments, maps errors and queues work: every model check is the plan's.
 #include <memory>
+#include <string>
 
 #include "binding/async_job.h"
 #include "binding/model_wrap.h"
 #include "binding/tensor_wrap.h"
-#include "models/mamba.h"
+#include "models/registry.h"
 
 namespace mk {
 namespace {
 
-Status get_dim(Napi::Object o, const char* k, int64_t* out) {
-  Napi::Value v = o.Get(k);
-  if (!v.IsNumber()) return make_error(Code::ARG, std::string("mamba: dims.") + k + " must be a number");
-  *out = static_cast<int64_t>(v.As<Napi::Number>().DoubleValue());
+Status to_config_value(Napi::Value v, const std::string& key, ConfigValue* out) {
+  if (v.IsNumber()) {
+    out->kind = ConfigValue::Kind::NUMBER, out->number = v.As<Napi::Number>().DoubleValue();
+  } else if (v.IsString()) {
+    out->kind = ConfigValue::Kind::STRING, out->str = v.As<Napi::String>().Utf8Value();
+  } else if (v.IsBoolean()) {
+    out->kind = ConfigValue::Kind::BOOL, out->flag = v.As<Napi::Boolean>().Value();
+  } else if (v.IsArray()) {
+    Napi::Array a = v.As<Napi::Array>();
+    const bool strings = a.Length() > 0 && a.Get(0u).IsString();
+    out->kind = strings ? ConfigValue::Kind::STRINGS : ConfigValue::Kind::NUMBERS;
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      Napi::Value e = a.Get(i);
+      if (strings ? !e.IsString() : !e.IsNumber())
+        return make_error(Code::ARG, "createModel: config." + key + " must hold only numbers or only strings");
+      if (strings) out->strings.push_back(e.As<Napi::String>().Utf8Value());
+      else out->numbers.push_back(e.As<Napi::Number>().DoubleValue());
+    }
+  } else {
+    return make_error(Code::ARG, "createModel: config." + key + " must be a number, string, boolean or list");
+  }
   return Status::Ok();
 }
 
-// An absent key (undefined / null) leaves `out` empty: optional biases.
-Status get_tensor(Napi::Env env, Napi::Object o, const char* k, Tensor* out) {
-  Napi::Value v = o.Get(k);
-  if (v.IsUndefined() || v.IsNull()) return Status::Ok();
-  return TensorWrap::unwrap(env, v, (std::string("mamba weight ") + k).c_str(), out);
+Status unwrap_object_tensors(Napi::Env env, Napi::Object o, std::map<std::string, Tensor>* out) {
+  Napi::Array keys = o.GetPropertyNames();
+  for (uint32_t i = 0; i < keys.Length(); ++i) {
+    const std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
+    Tensor t;
+    MK_RETURN_IF_ERROR(TensorWrap::unwrap(env, o.Get(k), ("weight " + k).c_str(), &t));
+    (*out)[k] = std::move(t);
+  }
+  return Status::Ok();
+}
+
+bool present(Napi::Value v) { return !v.IsUndefined() && !v.IsNull(); }
+
+class StateWrap : public Napi::ObjectWrap<StateWrap> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "NativeState",
+                       {InstanceAccessor<&StateWrap::slots>("slots"), InstanceMethod<&StateWrap::zero_slot>("zeroSlot"),
+                        InstanceMethod<&StateWrap::dispose>("dispose")});
+  }
+  explicit StateWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<StateWrap>(info) {}
+  static StateWrap* of(Napi::Value v) {
+    if (!v.IsObject()) return nullptr;
+    Napi::Object o = v.As<Napi::Object>();
+    return o.InstanceOf(instance(v.Env()).state_ctor.Value()) ? Unwrap(o) : nullptr;
+  }
+  std::shared_ptr<const Plan> plan;
+  PlanState state;  // disposing empties the parts: a call in flight keeps its own copy
+
+ private:
+  Napi::Value slots(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(state.slots)); }
+  Napi::Value zero_slot(const Napi::CallbackInfo& info);
+  Napi::Value dispose(const Napi::CallbackInfo& info) {
+    for (Tensor& t : state.parts) t.storage.reset();
+    state.disposed = true;
+    return info.Env().Undefined();
+  }
+};
+
+class ZeroSlotJob : public AsyncJob {
+ public:
+  ZeroSlotJob(std::shared_ptr<const Plan> p, PlanState s, int64_t slot) : p_(std::move(p)), s_(std::move(s)), slot_(slot) {}
+  Status run() override { return p_->zero_slot(s_, slot_); }
+  Napi::Value result(Napi::Env env) override { return env.Undefined(); }
+
+ private:
+  std::shared_ptr<const Plan> p_;
+  PlanState s_;
+  int64_t slot_;
+};
+
+Napi::Value StateWrap::zero_slot(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) return rejected(env, make_error(Code::ARG, "zeroSlot(slot)"));
+  const double slot = info[0].As<Napi::Number>().DoubleValue();
+  Status s = plan->check_state(state);
+  if (s.ok() && !(slot >= 0 && slot < static_cast<double>(state.slots) && slot == static_cast<int64_t>(slot)))
+    s = make_error(Code::ARG, plan->family() + ": zeroSlot(" + std::to_string(slot) + "): slot is outside [0, " +
+                                  std::to_string(state.slots) + ")");
+  if (!s.ok()) return rejected(env, s);
+  return enqueue(env, std::make_unique<ZeroSlotJob>(plan, state, static_cast<int64_t>(slot)));
 }
 
 class ForwardJob : public AsyncJob {
  public:
-  ForwardJob(std::shared_ptr<const MambaModel> m, Tensor tokens, Tensor modality, bool has_state, MambaState st,
-             Tensor slots, bool last_only, bool decode)
-      : m_(std::move(m)), tokens_(std::move(tokens)), modality_(std::move(modality)), has_state_(has_state), st_(std::move(st)),
-        slots_(std::move(slots)), last_only_(last_only), decode_(decode) {}
-  Status run() override {
-    return mamba_forward(*m_, tokens_, modality_.storage ? &modality_ : nullptr, has_state_ ? &st_ : nullptr, slots_.storage ? &slots_ : nullptr, last_only_,
-                         decode_, &out_);
-  }
+  ForwardJob(std::shared_ptr<const Plan> p, CallInputs in) : p_(std::move(p)), in_(std::move(in)) {}
+  Status run() override { return p_->forward(in_, &out_); }
   Napi::Value result(Napi::Env env) override { return TensorWrap::wrap(env, out_); }
 
  private:
-  std::shared_ptr<const MambaModel> m_;
-  Tensor tokens_, modality_;
-  bool has_state_;
-  MambaState st_;
-  Tensor slots_;
-  bool last_only_, decode_;
+  std::shared_ptr<const Plan> p_;
+  CallInputs in_;
   Tensor out_;
 };
 
-class MambaWrap : public Napi::ObjectWrap<MambaWrap> {
+Status parse_call(Napi::Env env, Napi::Value v, CallInputs* in) {
+  if (!v.IsObject()) return make_error(Code::ARG, "forward({ input, modality?, state?, slots?, mode, edits? })");
+  Napi::Object o = v.As<Napi::Object>();
+  MK_RETURN_IF_ERROR(TensorWrap::unwrap(env, o.Get("input"), "input", &in->input));
+  if (present(o.Get("modality"))) MK_RETURN_IF_ERROR(TensorWrap::unwrap(env, o.Get("modality"), "modality", &in->modality));
+  if (present(o.Get("slots"))) MK_RETURN_IF_ERROR(TensorWrap::unwrap(env, o.Get("slots"), "slots", &in->slots));
+  if (present(o.Get("state"))) {
+    StateWrap* s = StateWrap::of(o.Get("state"));
+    if (!s) return make_error(Code::ARG, "forward: state must be a state made by this library's newState()");
+    in->has_state = true;
+    in->state = s->state;
+  }
+  const std::string mode = o.Get("mode").IsString() ? o.Get("mode").As<Napi::String>().Utf8Value() : "forward";
+  if (mode != "forward" && mode != "prefill" && mode != "step")
+    return make_error(Code::ARG, "forward: mode must be 'forward', 'prefill' or 'step', got '" + mode + "'");
+  in->last_only = mode != "forward";
+  in->decode = mode == "step";
+  Napi::Value ev = o.Get("edits");
+  if (!present(ev)) return Status::Ok();
+  if (!ev.IsArray()) return make_error(Code::ARG, "forward: edits must be an array");
+  Napi::Array ea = ev.As<Napi::Array>();
+  for (uint32_t i = 0; i < ea.Length(); ++i) {
+    if (!ea.Get(i).IsObject()) return make_error(Code::ARG, "forward: edits[" + std::to_string(i) + "] must be an object");
+    Napi::Object eo = ea.Get(i).As<Napi::Object>();
+    Edit e;
+    const std::string op = eo.Get("op").IsString() ? eo.Get("op").As<Napi::String>().Utf8Value() : "";
+    if (op != "add") return make_error(Code::ARG, "forward: edits[" + std::to_string(i) + "].op must be 'add', got '" + op + "'");
+    e.op = EditOp::ADD;
+    e.after = eo.Get("after").IsNumber() ? static_cast<int64_t>(eo.Get("after").As<Napi::Number>().DoubleValue()) : -1;
+    MK_RETURN_IF_ERROR(TensorWrap::unwrap(env, eo.Get("rows"), "edit rows", &e.rows));
+    MK_RETURN_IF_ERROR(TensorWrap::unwrap(env, eo.Get("values"), "edit values", &e.values));
+    in->edits.push_back(std::move(e));
+  }
+  return Status::Ok();
+}
+
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  public:
   static Napi::Function define(Napi::Env env) {
-    return DefineClass(env, "NativeMamba", {InstanceMethod<&MambaWrap::forward>("forward")});
+    return DefineClass(env, "NativeModel",
+                       {InstanceMethod<&ModelWrap::forward>("forward"), InstanceMethod<&ModelWrap::new_state>("newState"),
+                        InstanceMethod<&ModelWrap::counters>("counters"), InstanceMethod<&ModelWrap::blocks>("blocks")});
   }
-  explicit MambaWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<MambaWrap>(info) {}
-  std::shared_ptr<const MambaModel> model;
+  explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {}
+  std::shared_ptr<const Plan> plan;
 
  private:
-  // forward(tokens i32 [B, T], modality i32 [B, T] | null, conv | null, ssm | null, slots i32 [B] | null,
-  //         lastOnly, decode)
   Napi::Value forward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 7)
-      return rejected(env, make_error(Code::ARG, "forward(tokens, modality, conv, ssm, slots, lastOnly, decode)"));
-    Tensor tokens, modality, slots;
-    MambaState st;
-    auto present = [&](int i) { return !info[i].IsNull() && !info[i].IsUndefined(); };
-    Status s = TensorWrap::unwrap(env, info[0], "tokens", &tokens);
-    if (s.ok() && present(1)) s = TensorWrap::unwrap(env, info[1], "modality", &modality);
-    const bool has_state = present(2);
-    if (s.ok() && has_state) s = TensorWrap::unwrap(env, info[2], "state.conv", &st.conv);
-    if (s.ok() && has_state) s = TensorWrap::unwrap(env, info[3], "state.ssm", &st.ssm);
-    if (s.ok() && present(4)) s = TensorWrap::unwrap(env, info[4], "slots", &slots);
-    const bool last_only = info[5].ToBoolean().Value(), decode = info[6].ToBoolean().Value();
-    const bool ids = tokens.dtype == DType::I32 && tokens.ndim() == 2;
-    const bool embeds = tokens.dtype == DType::F32 && tokens.ndim() == 3 && tokens.dim(2) == model->d.D;
-    if (s.ok() && (!(ids || embeds) || tokens.dim(0) < 1 || tokens.dim(1) < 1))
-      s = make_error(Code::SHAPE, "mamba forward: inputs must be token ids i32 [B >= 1, T >= 1] or embeddings f32 [B, T, D=" +
-                                      std::to_string(model->d.D) + "], got " + tokens.desc());
-    if (s.ok() && tokens.device() != model->dev)
-      s = make_error(Code::DEVICE, "mamba forward: tokens on " + tokens.device().str() + ", model on " + model->dev.str());
-    if (s.ok() && decode && tokens.dim(1) != 1) s = make_error(Code::SHAPE, "mamba step: one token per sequence, got " + tokens.desc());
-    int64_t S = 0;
-    if (s.ok() && has_state) s = mamba_validate_state(*model, st, &S);
-    if (s.ok() && has_state && !slots.storage && S != tokens.dim(0))
-      s = make_error(Code::SHAPE, "mamba forward: state holds " + std::to_string(S) + " sequences, tokens have batch " +
-                                      std::to_string(tokens.dim(0)));
-    if (s.ok() && slots.storage && (slots.dtype != DType::I32 || slots.numel() != tokens.dim(0) || slots.device() != model->dev))
-      s = make_error(Code::SHAPE, "mamba forward: slots must be i32 [B] on the model's device, got " + slots.desc());
+    CallInputs in;
+    Status s = parse_call(env, info.Length() > 0 ? info[0] : env.Undefined(), &in);
+    if (s.ok()) s = plan->check_call(in);
     if (!s.ok()) return rejected(env, s);
-    return enqueue(env, std::make_unique<ForwardJob>(model, tokens, modality, has_state, st, slots, last_only, decode));
+    return enqueue(env, std::make_unique<ForwardJob>(plan, std::move(in)));
+  }
+  Napi::Value new_state(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const double n = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
+    PlanState st;
+    Status s = n >= 1 && n == static_cast<int64_t>(n) ? plan->new_state(static_cast<int64_t>(n), &st)
+                                                       : make_error(Code::ARG, "newState(slots >= 1)");
+    if (!s.ok()) {
+      to_js_error(env, s).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Object o = instance(env).state_ctor.New({});
+    StateWrap* w = StateWrap::Unwrap(o);
+    w->plan = plan;
+    w->state = std::move(st);
+    return o;
+  }
+  Napi::Value counters(const Napi::CallbackInfo& info) {
+    const Tensor& c = plan->counters();
+    return c.storage ? Napi::Value(TensorWrap::wrap(info.Env(), c)) : info.Env().Null();
+  }
+  Napi::Value blocks(const Napi::CallbackInfo& info) {
+    Napi::Array a = Napi::Array::New(info.Env(), plan->blocks().size());
+    for (uint32_t i = 0; i < plan->blocks().size(); ++i) a.Set(i, Napi::String::New(info.Env(), plan->blocks()[i]->kind()));
+    return a;
   }
 };
 
-// mambaCreate(dims {D, L, V, N, E, K, R, eps, M, Ne, topk, F, act, renorm},
-//             weights {embedding, lm_head, norm_f, expert_counts, layers: [{kind, ...}]}, device)
-Napi::Value MambaCreate(const Napi::CallbackInfo& info) {
+Napi::Value CreateModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto m = std::make_shared<MambaModel>();
-  Status s = info.Length() >= 3 && info[0].IsObject() && info[1].IsObject() && info[2].IsString()
-                 ? Status::Ok() : make_error(Code::ARG, "mambaCreate(dims, weights, device)");
-  if (s.ok()) s = parse_device(info[2].As<Napi::String>().Utf8Value(), &m->dev);
-  Napi::Object dims = info[0].As<Napi::Object>(), w = info[1].As<Napi::Object>();
-  for (auto [k, p] : {std::pair<const char*, int64_t*>{"D", &m->d.D}, {"L", &m->d.L}, {"V", &m->d.V}, {"N", &m->d.N},
-                      {"E", &m->d.E}, {"K", &m->d.K}, {"R", &m->d.R}, {"M", &m->d.M}, {"Ne", &m->d.Ne},
-                      {"topk", &m->d.topk}, {"F", &m->d.F}})
-    if (s.ok()) s = get_dim(dims, k, p);
-  int64_t act = 0, renorm = 0;
-  if (s.ok()) s = get_dim(dims, "act", &act);
-  if (s.ok()) s = get_dim(dims, "renorm", &renorm);
-  m->d.act = static_cast<int>(act), m->d.renorm = renorm != 0;
-  if (s.ok()) m->d.eps = static_cast<float>(dims.Get("eps").ToNumber().DoubleValue());
-  if (s.ok()) s = get_tensor(env, w, "expert_counts", &m->expert_counts);
-  if (s.ok()) s = get_tensor(env, w, "embedding", &m->embedding);
-  if (s.ok()) s = get_tensor(env, w, "lm_head", &m->lm_head);
-  if (s.ok()) s = get_tensor(env, w, "norm_f", &m->norm_f);
-  Napi::Value lv = w.Get("layers");
-  if (s.ok() && !lv.IsArray()) s = make_error(Code::ARG, "mambaCreate: weights.layers must be an array");
+  Status s = info.Length() >= 4 && info[0].IsString() && info[1].IsObject() && info[2].IsObject() && info[3].IsString()
+                 ? Status::Ok()
+                 : make_error(Code::ARG, "createModel(family, config, weights, device)");
+  Device dev;
+  std::map<std::string, ConfigValue> values;
+  std::map<std::string, Tensor> weights;
+  std::string family;
+  if (s.ok()) family = info[0].As<Napi::String>().Utf8Value();
+  if (s.ok()) s = parse_device(info[3].As<Napi::String>().Utf8Value(), &dev);
   if (s.ok()) {
-    Napi::Array layers = lv.As<Napi::Array>();
-    m->layers.resize(layers.Length());
-    for (uint32_t i = 0; s.ok() && i < layers.Length(); ++i) {
-      Napi::Object lo = layers.Get(i).As<Napi::Object>();
-      MambaLayer& l = m->layers[i];
-      int64_t kind = 0;
-      s = get_dim(lo, "kind", &kind);
-      l.kind = kind == 1 ? BlockKind::MOE : BlockKind::MAMBA;
-      for (auto [k, p] : {std::pair<const char*, Tensor*>{"norm", &l.norm}, {"in_proj", &l.in_proj},
-                          {"in_proj_bias", &l.in_proj_bias}, {"conv_w", &l.conv_w}, {"conv_b", &l.conv_b},
-                          {"x_proj", &l.x_proj}, {"dt_proj", &l.dt_proj}, {"dt_bias", &l.dt_bias}, {"A", &l.A},
-                          {"D", &l.Dskip}, {"out_proj", &l.out_proj}, {"out_proj_bias", &l.out_proj_bias},
-                          {"router", &l.router}, {"w_in", &l.w_in}, {"w_out", &l.w_out}})
-        if (s.ok()) s = get_tensor(env, lo, k, p);
+    Napi::Object cfg = info[1].As<Napi::Object>();
+    Napi::Array keys = cfg.GetPropertyNames();
+    for (uint32_t i = 0; s.ok() && i < keys.Length(); ++i) {
+      const std::string k = keys.Get(i).As<Napi::String>().Utf8Value();
+      if (present(cfg.Get(k))) s = to_config_value(cfg.Get(k), k, &values[k]);
     }
   }
-  if (s.ok()) s = mamba_validate(*m);
+  if (s.ok()) s = unwrap_object_tensors(env, info[2].As<Napi::Object>(), &weights);
+  std::unique_ptr<Plan> plan;
+  if (s.ok()) {
+    WeightMap w(family, std::move(weights));
+    s = build_model(family, Config(family, std::move(values)), w, dev, &plan);
+  }
   if (!s.ok()) {
     to_js_error(env, s).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  Napi::Object o = instance(env).mamba_ctor.New({});
-  MambaWrap::Unwrap(o)->model = std::move(m);
+  Napi::Object o = instance(env).model_ctor.New({});
+  ModelWrap::Unwrap(o)->plan = std::move(plan);
   return o;
+}
+
+Napi::Value ModelFamilies(const Napi::CallbackInfo& info) {
+  const auto names = family_names();
+  Napi::Array a = Napi::Array::New(info.Env(), names.size());
+  for (uint32_t i = 0; i < names.size(); ++i) a.Set(i, Napi::String::New(info.Env(), names[i]));
+  return a;
 }
 
 }  // namespace
 
 void register_models(Napi::Env env, Napi::Object exports) {
-  instance(env).mamba_ctor = Napi::Persistent(MambaWrap::define(env));
-  exports.Set("mambaCreate", Napi::Function::New(env, MambaCreate, "mambaCreate"));
+  instance(env).model_ctor = Napi::Persistent(ModelWrap::define(env));
+  instance(env).state_ctor = Napi::Persistent(StateWrap::define(env));
+  exports.Set("createModel", Napi::Function::New(env, CreateModel, "createModel"));
+  exports.Set("modelFamilies", Napi::Function::New(env, ModelFamilies, "modelFamilies"));
 }
 
 }  // namespace mk

@@ -1,4 +1,4 @@
-// Native model plans exposed to JS (one handle per loaded model).
+// The one binding for models: createModel(family, config, weights, device) -> NativeModel.
 #pragma once
 #include <napi.h>
 
@@ -6,7 +6,7 @@
 
 namespace mk {
 
-// Adds mambaCreate(dims, weights, device) to exports.
+// Adds createModel and modelFamilies to exports.
 void register_models(Napi::Env env, Napi::Object exports);
 
 }  // namespace mk

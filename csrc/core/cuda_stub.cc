@@ -17,6 +17,7 @@ void raw_free(int, void*) {}
 Status copy_h2d(int, void*, const void*, size_t) { return not_compiled(); }
 Status copy_d2h(int, void*, const void*, size_t) { return not_compiled(); }
 Status copy_d2d(int, void*, const void*, size_t) { return not_compiled(); }
+Status memset_zero(int, void*, size_t) { return not_compiled(); }
 Status synchronize(int) { return not_compiled(); }
 void* stream(int) { return nullptr; }
 Status last_launch_error(const char*) { return not_compiled(); }

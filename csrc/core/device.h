@@ -39,6 +39,7 @@ void raw_free(int dev, void* p);
 Status copy_h2d(int dev, void* dst, const void* src, size_t bytes);
 Status copy_d2h(int dev, void* dst, const void* src, size_t bytes);
 Status copy_d2d(int dev, void* dst, const void* src, size_t bytes);
+Status memset_zero(int dev, void* dst, size_t bytes);  // stream-ordered cudaMemsetAsync
 Status synchronize(int dev);
 void* stream(int dev);           // the device's cudaStream_t (one stream per device)
 Status last_launch_error(const char* op);  // cudaGetLastError after a launch, as a Status

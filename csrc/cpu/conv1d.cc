@@ -58,12 +58,10 @@ void conv_block_scalar(const ConvArgs& a, int64_t rb0, int64_t rb1, int64_t e0, 
 }  // namespace
 }  // namespace detail
 
-void causal_conv1d(const float* xin, int64_t ldx, const float* w, const float* bias,
-                   float* conv_state, const int32_t* slots, float* out, int64_t ldo, int64_t B,
-                   int64_t T, int64_t E, int64_t K, bool silu) {
+void causal_conv1d(const ConvArgs& a) {
   using namespace detail;
+  const int64_t B = a.B, T = a.T, E = a.E, K = a.K;
   if (B <= 0 || T <= 0 || E <= 0 || K < 1 || K > kConvMaxK) return;
-  const ConvArgs a{xin, ldx, w, bias, conv_state, slots, out, ldo, B, T, E, K, silu};
   const int64_t nblk = (E + kSsmBlock - 1) / kSsmBlock;
   // Batch rows are grouped only as far as the channel blocks alone leave threads idle, so the
   // weights of a block are set up once per group rather than once per row.
@@ -87,12 +85,5 @@ void causal_conv1d(const float* xin, int64_t ldx, const float* w, const float* b
   });
 }
 
-// One token is the prefill conv with T = 1: the window comes from conv_state and the last K-1
-// inputs (the old window shifted by one, plus this token) go back to it.
-void conv1d_update(const float* xin, int64_t ldx, const float* w, const float* bias,
-                   float* conv_state, const int32_t* slots, float* out, int64_t ldo, int64_t B,
-                   int64_t E, int64_t K, bool silu) {
-  causal_conv1d(xin, ldx, w, bias, conv_state, slots, out, ldo, B, 1, E, K, silu);
-}
 
 }  // namespace mk::cpu

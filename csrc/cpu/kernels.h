@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "core/act.h"  // Unary
 #include "core/dtype.h"
 #include "core/status.h"
 
@@ -11,9 +12,10 @@ namespace mk::cpu {
 // elementwise.cc — y[i] = a[i] (+|*) b[i % nb]
 void add(const float* a, const float* b, float* y, int64_t n, int64_t nb);
 void mul(const float* a, const float* b, float* y, int64_t n, int64_t nb);
-enum class Unary : int { SILU = 0, SOFTPLUS = 1, GELU = 2 };
 void unary(Unary op, const float* x, float* y, int64_t n);
 void cast(const void* x, DType xdt, void* y, DType ydt, int64_t n);
+// y[rows[i], 0:C] += v[i·ldv, 0:C] (ldv = 0: one vector for all rows); rows distinct.
+void row_add(float* y, int64_t ldy, const int32_t* rows, int64_t n, const float* v, int64_t ldv, int64_t C);
 
 // norm.cc — see cuda/kernels.h for the exact definitions.
 void rmsnorm(const float* x, const float* residual, const float* w, float* y, float* sum_out,

@@ -74,16 +74,11 @@ void scan_block_scalar(const ScanArgs& a, int64_t b, int64_t e0, int64_t ne) {
 }  // namespace
 }  // namespace detail
 
-void selective_scan(const float* u, int64_t ldu, const float* dt, int64_t lddt,
-                    const float* dt_bias, const float* A, const float* Bm, const float* Cm,
-                    int64_t ldbc, const float* D, const float* z, int64_t ldz, float* y,
-                    int64_t ldy, float* state, const int32_t* slots, int64_t B, int64_t T,
-                    int64_t E, int64_t N) {
+void selective_scan(const ScanArgs& a) {
   using namespace detail;
+  const int64_t B = a.B, T = a.T, E = a.E, N = a.N;
   if (B <= 0 || E <= 0 || N <= 0 || N > kSsmMaxN) return;
   if (T <= 0) return;  // nothing to scan: the state is unchanged
-  const ScanArgs a{u, ldu, dt, lddt, dt_bias, A, Bm, Cm, ldbc, D, z, ldz, y, ldy,
-                   state, slots, B, T, E, N};
   const int64_t nblk = (E + kSsmBlock - 1) / kSsmBlock;
   // ~64K state updates per chunk at least, so small decode calls do not pay for thread wake-ups.
   const int64_t per_item = T * N * kSsmBlock;

@@ -15,8 +15,8 @@ namespace mk::cpu {
 void router_topk(const float* logits, int64_t T, int64_t G, int64_t k, bool renorm, int32_t* ids,
                  float* weights, int32_t* counts) {
   parallel_for(T, std::max<int64_t>(1, 4096 / G), [&](int64_t t0, int64_t t1) {
-    float p[256];
-    bool taken[256];
+    float p[kRouterMaxExperts];
+    bool taken[kRouterMaxExperts];
     for (int64_t t = t0; t < t1; ++t) {
       const float* l = logits + t * G;
       float mx = l[0];

@@ -13,13 +13,10 @@
 #include <cstdint>
 
 #include "core/dtype.h"
+#include "core/sparse.h"  // Act, limits
 #include "core/status.h"
 
 namespace mk {
-
-// Activation fused into the grouped GEMM's epilogue (values shared with cuda/sparse.cuh and the op).
-enum class Act : int { NONE = 0, RELU = 1, GELU = 2, SILU = 3 };
-
 namespace cpu {
 
 // p = softmax(logits[t, 0:G]); ids[t, 0:k] = the k largest p, largest first, ties to the lower

@@ -2,10 +2,9 @@
 #pragma once
 #include <cstdint>
 
-namespace mk::cpu {
+#include "core/vision.h"  // conv_s2_out
 
-// Output size of a 3x3 stride-2 pad-1 conv: floor((n - 1) / 2) + 1.
-inline int64_t conv_s2_out(int64_t n) { return (n + 1) / 2; }
+namespace mk::cpu {
 
 // y[b, i, j, o] = bias[o] + Σ_{ky, kx, c} x[b, 2i-1+ky, 2j-1+kx, c] · w[ky, kx, c, o], zero padding.
 // x [B, H, W, Ci], w [3, 3, Ci, Co] (HWIO), bias [Co] or null, y [B, Ho, Wo, Co].

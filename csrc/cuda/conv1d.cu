@@ -23,15 +23,7 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kGroup = 8;
 
-struct ConvParams {
-  const float* x; int64_t ldx;
-  const float* w; const float* bias;
-  float* state;
-  const int32_t* slots;
-  float* out; int64_t ldo;
-  int64_t T, E;
-  bool silu;
-};
+using ConvParams = ConvArgs;  // passed by value to the kernel
 
 __device__ __forceinline__ float silu_d(float x) { return x / (1.f + expf(-x)); }
 
@@ -87,18 +79,16 @@ Status launch(const ConvParams& p, int64_t B, cudaStream_t s) {
 
 }  // namespace
 
-Status causal_conv1d(const float* xin, int64_t ldx, const float* w, const float* bias,
-                     float* conv_state, const int32_t* slots, float* out, int64_t ldo, int64_t B,
-                     int64_t T, int64_t E, int64_t K, bool silu, void* stream) {
+Status causal_conv1d(const ConvArgs& a, void* stream) {
   const auto bad = [](const std::string& m) { return make_error(Code::ARG, "causal_conv1d: " + m); };
-  if (K < 1 || K > 8) return bad("kernel width K=" + std::to_string(K) + " not in [1, 8]");
+  const int64_t B = a.B, T = a.T, E = a.E, K = a.K;
+  MK_RETURN_IF_ERROR(conv_can_run(K, B));
   if (B < 0 || T < 0 || E < 0) return bad("negative size");
-  if (B > 65535) return bad("batch B=" + std::to_string(B) + " > 65535");
   if ((E + kThreads - 1) / kThreads > 0x7fffffff) return bad("too many channels");
-  if (ldx < E || ldo < E) return bad("row stride smaller than the row width");
+  if (a.ldx < E || a.ldo < E) return bad("row stride smaller than the row width");
   if (B == 0 || T == 0 || E == 0) return Status::Ok();  // no tokens: the window is unchanged
-  if (!xin || !w || !out) return bad("null pointer");
-  const ConvParams p{xin, ldx, w, bias, conv_state, slots, out, ldo, T, E, silu};
+  if (!a.x || !a.w || !a.out) return bad("null pointer");
+  const ConvParams& p = a;
   auto s = static_cast<cudaStream_t>(stream);
   switch (K) {
     case 1: return launch<1>(p, B, s);
@@ -112,11 +102,5 @@ Status causal_conv1d(const float* xin, int64_t ldx, const float* w, const float*
   }
 }
 
-// One token is the prefill conv with T = 1 (window from conv_state, last K-1 inputs written back).
-Status conv1d_update(const float* xin, int64_t ldx, const float* w, const float* bias,
-                     float* conv_state, const int32_t* slots, float* out, int64_t ldo, int64_t B,
-                     int64_t E, int64_t K, bool silu, void* stream) {
-  return causal_conv1d(xin, ldx, w, bias, conv_state, slots, out, ldo, B, 1, E, K, silu, stream);
-}
 
 }  // namespace mk::cuda

@@ -172,4 +172,27 @@ Status cast(const void* x, DType xdt, void* y, DType ydt, int64_t n, void* strea
   }
 }
 
+namespace {
+// One block per edited row (grid-stride over rows); the rows are distinct, so no two blocks write
+// the same element.
+__global__ void row_add_kernel(float* y, int64_t ldy, const int32_t* rows, int64_t n, const float* v, int64_t ldv,
+                               int64_t C) {
+  for (int64_t i = blockIdx.x; i < n; i += gridDim.x) {
+    float* yr = y + static_cast<int64_t>(rows[i]) * ldy;
+    const float* vr = v + i * ldv;
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) yr[c] += vr[c];
+  }
+}
+}  // namespace
+
+Status row_add(float* y, int64_t ldy, const int32_t* rows, int64_t n, const float* v, int64_t ldv, int64_t C,
+               void* stream) {
+  if (n < 0 || C < 1 || ldy < C || ldv < 0) return make_error(Code::ARG, "row_add: bad sizes");
+  if (n == 0) return Status::Ok();
+  if (!y || !rows || !v) return make_error(Code::ARG, "row_add: null pointer");
+  const unsigned blocks = static_cast<unsigned>(n < kMaxBlocks ? n : kMaxBlocks);
+  row_add_kernel<<<blocks, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(y, ldy, rows, n, v, ldv, C);
+  return check_launch("row_add");
+}
+
 }  // namespace mk::cuda

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 
+#include "core/act.h"  // Unary
 #include "core/dtype.h"
 #include "core/status.h"
 
@@ -16,10 +17,12 @@ Status gemm(const float* x, int64_t ldx, const void* w, DType wdt, const float* 
 // elementwise.cu — y[i] = a[i] (+|*) b[i % nb]  (nb divides n: b broadcasts over leading dims)
 Status add(const float* a, const float* b, float* y, int64_t n, int64_t nb, void* stream);
 Status mul(const float* a, const float* b, float* y, int64_t n, int64_t nb, void* stream);
-enum class Unary : int { SILU = 0, SOFTPLUS = 1, GELU = 2 };
 Status unary(Unary op, const float* x, float* y, int64_t n, void* stream);
 // float dtypes only (f32/f16/bf16), round to nearest even
 Status cast(const void* x, DType xdt, void* y, DType ydt, int64_t n, void* stream);
+// y[rows[i], 0:C] += v[i·ldv, 0:C] (ldv = 0: one vector for all rows); rows distinct.
+Status row_add(float* y, int64_t ldy, const int32_t* rows, int64_t n, const float* v, int64_t ldv, int64_t C,
+               void* stream);
 
 // norm.cu — s = x + residual (residual may be null); y = s / sqrt(mean(s^2) + eps) * w;
 // sum_out = s (written only when residual is non-null).

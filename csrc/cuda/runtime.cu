@@ -150,6 +150,14 @@ Status copy_d2d(int dev, void* dst, const void* src, size_t bytes) {
   return copy(dev, dst, src, bytes, cudaMemcpyDeviceToDevice, false);  // ordered on the stream
 }
 
+Status memset_zero(int dev, void* dst, size_t bytes) {
+  if (bytes == 0) return Status::Ok();
+  cudaStream_t s = nullptr;
+  MK_RETURN_IF_ERROR(enter(dev, &s));
+  MK_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, s));
+  return Status::Ok();
+}
+
 Status synchronize(int dev) {
   cudaStream_t s = nullptr;
   MK_RETURN_IF_ERROR(enter(dev, &s));

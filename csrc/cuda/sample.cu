@@ -1,4 +1,4 @@
-// CUDA token sampling; the definition (order of operations, RNG, tie rules) is in cpu/sample.h.
+// CUDA token sampling; the definition (order of operations, RNG, tie rules) is in core/sample.h.
 //
 // Design: one block per row (block-stride loop over rows beyond the launch cap). The row is copied
 // to a scratch row, the repetition penalty is applied in place (each prev entry rewrites its token

@@ -1,10 +1,10 @@
-// Launcher of the CUDA sampling kernel (see cpu/sample.h for the exact definition). Plain C++, so the
+// Launcher of the CUDA sampling kernel (see core/sample.h for the exact definition). Plain C++, so the
 // op table can include it.
 #pragma once
 #include <cstdint>
 
 #include "core/status.h"
-#include "cpu/sample.h"
+#include "core/sample.h"
 
 namespace mk::cuda {
 // logits f32 [B, V]; prev i32 [B, P] or null; ids i32 [B]; logprob f32 [B]; scratch f32 [B, V]

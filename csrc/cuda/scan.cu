@@ -26,20 +26,7 @@ namespace {
 constexpr int kChannels = 64;  // channels per block
 constexpr float kLog2e = 1.4426950408889634f;
 
-struct ScanParams {
-  const float* u; int64_t ldu;
-  const float* dt; int64_t lddt;
-  const float* dt_bias;
-  const float* A;
-  const float* Bm; const float* Cm; int64_t ldbc;
-  const float* D;
-  const float* z; int64_t ldz;
-  float* y; int64_t ldy;
-  float* state;
-  const int32_t* slots;
-  int64_t T, E;
-  int N;
-};
+using ScanParams = ScanArgs;  // passed by value to the kernel
 
 // Accurate libm-style functions (no fast-math intrinsics), the same definitions as the CPU.
 __device__ __forceinline__ float softplus_d(float x) { return x > 20.f ? x : log1pf(expf(x)); }
@@ -71,7 +58,7 @@ __global__ void __launch_bounds__(Cfg<kMaxN>::kBlock) scan_kernel(ScanParams p) 
 
   const int tid = threadIdx.x;
   const int c = tid / G, g = tid % G;  // channel within the block, lane within the channel
-  const int N = p.N;
+  const int N = static_cast<int>(p.N);
   const int64_t b = blockIdx.y;
   const int64_t e0 = static_cast<int64_t>(blockIdx.x) * kChannels;
   const int64_t e = e0 + c;
@@ -177,22 +164,17 @@ Status launch(const ScanParams& p, int64_t B, cudaStream_t s) {
 
 }  // namespace
 
-Status selective_scan(const float* u, int64_t ldu, const float* dt, int64_t lddt,
-                      const float* dt_bias, const float* A, const float* Bm, const float* Cm,
-                      int64_t ldbc, const float* D, const float* z, int64_t ldz, float* y,
-                      int64_t ldy, float* state, const int32_t* slots, int64_t B, int64_t T,
-                      int64_t E, int64_t N, void* stream) {
+Status selective_scan(const ScanArgs& a, void* stream) {
   const auto bad = [](const std::string& m) { return make_error(Code::ARG, "selective_scan: " + m); };
-  if (N < 1 || N > 256) return bad("state size N=" + std::to_string(N) + " not in [1, 256]");
+  const int64_t B = a.B, T = a.T, E = a.E, N = a.N;
+  MK_RETURN_IF_ERROR(scan_can_run(N, B));
   if (B < 0 || T < 0 || E < 0) return bad("negative size");
-  if (B > 65535) return bad("batch B=" + std::to_string(B) + " > 65535");
   if ((E + kChannels - 1) / kChannels > 0x7fffffff) return bad("too many channels");
-  if (ldu < E || lddt < E || ldy < E || (z && ldz < E) || ldbc < N)
+  if (a.ldu < E || a.lddt < E || a.ldy < E || (a.z && a.ldz < E) || a.ldbc < N)
     return bad("row stride smaller than the row width");
   if (B == 0 || T == 0 || E == 0) return Status::Ok();  // nothing to scan; state unchanged
-  if (!u || !dt || !A || !Bm || !Cm || !y) return bad("null pointer");
-  const ScanParams p{u, ldu, dt, lddt, dt_bias, A, Bm, Cm, ldbc, D, z, ldz, y, ldy,
-                     state, slots, T, E, static_cast<int>(N)};
+  if (!a.u || !a.dt || !a.A || !a.Bm || !a.Cm || !a.y) return bad("null pointer");
+  const ScanParams& p = a;
   auto s = static_cast<cudaStream_t>(stream);
   if (N <= 16) return launch<16>(p, B, s);
   if (N <= 32) return launch<32>(p, B, s);

@@ -125,7 +125,7 @@ void launch_router(const float* logits, int64_t T, int64_t G, int64_t k, bool re
 // at most a few hundred thousand pairs), so one block finishes in microseconds; the histogram and
 // the cursors live in shared memory (kSortMaxG ints).
 constexpr int kSortThreads = 1024;
-constexpr int kSortMaxG = 4096;
+constexpr int kSortMaxG = static_cast<int>(kMaxGroups);
 constexpr int kSortPer = kSortMaxG / kSortThreads;  // scan entries per thread: 4
 
 // Warp-aggregated atomicAdd of 1 per valid lane to ctr[key]: lanes with the same key elect one
@@ -280,10 +280,8 @@ bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) ==
 
 Status router_topk(const float* logits, int64_t T, int64_t G, int64_t k, bool renorm,
                    int32_t* ids, float* weights, int32_t* counts, void* stream) {
-  if (T < 0 || G < 1 || G > 256 || k < 1 || k > 8 || k > G)
-    return make_error(Code::ARG, "router_topk: bad sizes T=" + std::to_string(T) + " G=" +
-                                     std::to_string(G) + " k=" + std::to_string(k) +
-                                     " (G in [1, 256], k in [1, min(8, G)])");
+  MK_RETURN_IF_ERROR(router_can_run(G, k));
+  if (T < 0) return make_error(Code::ARG, "router_topk: negative T");
   if (T == 0) return Status::Ok();
   if (!logits || !ids || !weights) return make_error(Code::ARG, "router_topk: null pointer");
   if ((T + kRouterWarps - 1) / kRouterWarps > kMaxGridX)

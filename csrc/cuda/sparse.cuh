@@ -8,7 +8,7 @@
 
 #include "core/dtype.h"
 #include "core/status.h"
-#include "cpu/sparse.h"  // Act
+#include "core/sparse.h"  // Act, limits
 
 namespace mk::cuda {
 

@@ -35,8 +35,6 @@ inline Status check_vec(const char* op, const char* what, const Tensor* t, int64
   return Status::Ok();
 }
 
-// The stream of the device a (CUDA) tensor lives on.
-inline void* stream_of(const Tensor& t) { return gpu::stream(t.device().index); }
 // Rows of a tensor viewed as [rows, last dim].
 inline int64_t rows_of(const Tensor& t) { return t.ndim() == 0 ? 1 : t.numel() / std::max<int64_t>(t.dim(-1), 1); }
 

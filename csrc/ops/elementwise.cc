@@ -1,7 +1,5 @@
 // add, mul (b broadcasts over leading dims: b's shape is a suffix of a's), silu, softplus, gelu,
 // cast (between float dtypes; attr dtype = target dtype id).
-#include "cpu/kernels.h"
-#include "cuda/kernels.h"
 #include "ops/check.h"
 
 namespace mk {
@@ -22,11 +20,11 @@ Status check_add(const Inputs& in, const Attrs&, std::vector<OutSpec>* o) { retu
 Status check_mul(const Inputs& in, const Attrs&, std::vector<OutSpec>* o) { return check_binary("mul", in, o); }
 
 template <bool kAdd>
-Status binary_cpu(const OpCall& c) {
+Status binary(const OpCall& c) {
   const Tensor &a = *c.in[0], &b = *c.in[1];
-  if (a.numel() == 0) return Status::Ok();
-  (kAdd ? cpu::add : cpu::mul)(a.ptr<float>(), b.ptr<float>(), c.out[0].ptr<float>(), a.numel(), b.numel());
-  return Status::Ok();
+  const float *pa = a.ptr<float>(), *pb = b.ptr<float>();
+  float* y = c.out[0].ptr<float>();
+  return kAdd ? c.be.add(pa, pb, y, a.numel(), b.numel()) : c.be.mul(pa, pb, y, a.numel(), b.numel());
 }
 
 constexpr const char* kUnaryNames[] = {"silu", "softplus", "gelu"};
@@ -39,10 +37,8 @@ Status check_unary(const Inputs& in, const Attrs&, std::vector<OutSpec>* out) {
 }
 
 template <int kOp>
-Status unary_cpu(const OpCall& c) {
-  if (c.in[0]->numel() == 0) return Status::Ok();
-  cpu::unary(static_cast<cpu::Unary>(kOp), c.in[0]->ptr<float>(), c.out[0].ptr<float>(), c.in[0]->numel());
-  return Status::Ok();
+Status unary(const OpCall& c) {
+  return c.be.unary(static_cast<Unary>(kOp), c.in[0]->ptr<float>(), c.out[0].ptr<float>(), c.in[0]->numel());
 }
 
 Status check_cast(const Inputs& in, const Attrs& attrs, std::vector<OutSpec>* out) {
@@ -54,38 +50,16 @@ Status check_cast(const Inputs& in, const Attrs& attrs, std::vector<OutSpec>* ou
   return Status::Ok();
 }
 
-Status cast_cpu(const OpCall& c) {
-  cpu::cast(c.in[0]->raw(), c.in[0]->dtype, c.out[0].raw(), c.out[0].dtype, c.in[0]->numel());
-  return Status::Ok();
+Status cast(const OpCall& c) {
+  return c.be.cast(c.in[0]->raw(), c.in[0]->dtype, c.out[0].raw(), c.out[0].dtype, c.in[0]->numel());
 }
 
-#ifdef MAMBAKIT_CUDA
-template <bool kAdd>
-Status binary_cuda(const OpCall& c) {
-  const Tensor &a = *c.in[0], &b = *c.in[1];
-  if (a.numel() == 0) return Status::Ok();
-  return (kAdd ? cuda::add : cuda::mul)(a.ptr<float>(), b.ptr<float>(), c.out[0].ptr<float>(), a.numel(),
-                                        b.numel(), stream_of(*c.in[0]));
-}
-template <int kOp>
-Status unary_cuda(const OpCall& c) {
-  if (c.in[0]->numel() == 0) return Status::Ok();
-  return cuda::unary(static_cast<cuda::Unary>(kOp), c.in[0]->ptr<float>(), c.out[0].ptr<float>(),
-                     c.in[0]->numel(), stream_of(*c.in[0]));
-}
-Status cast_cuda(const OpCall& c) {
-  if (c.in[0]->numel() == 0) return Status::Ok();
-  return cuda::cast(c.in[0]->raw(), c.in[0]->dtype, c.out[0].raw(), c.out[0].dtype, c.in[0]->numel(),
-                    stream_of(*c.in[0]));
-}
-#endif
-
-OpRegistrar r_add({"add", 2, 0, check_add, binary_cpu<true>, MK_CUDA_IMPL(binary_cuda<true>)});
-OpRegistrar r_mul({"mul", 2, 0, check_mul, binary_cpu<false>, MK_CUDA_IMPL(binary_cuda<false>)});
-OpRegistrar r_silu({"silu", 1, 0, check_unary<0>, unary_cpu<0>, MK_CUDA_IMPL(unary_cuda<0>)});
-OpRegistrar r_softplus({"softplus", 1, 0, check_unary<1>, unary_cpu<1>, MK_CUDA_IMPL(unary_cuda<1>)});
-OpRegistrar r_gelu({"gelu", 1, 0, check_unary<2>, unary_cpu<2>, MK_CUDA_IMPL(unary_cuda<2>)});
-OpRegistrar r_cast({"cast", 1, 0, check_cast, cast_cpu, MK_CUDA_IMPL(cast_cuda)});
+OpRegistrar r_add({"add", 2, 0, check_add, binary<true>});
+OpRegistrar r_mul({"mul", 2, 0, check_mul, binary<false>});
+OpRegistrar r_silu({"silu", 1, 0, check_unary<0>, unary<0>});
+OpRegistrar r_softplus({"softplus", 1, 0, check_unary<1>, unary<1>});
+OpRegistrar r_gelu({"gelu", 1, 0, check_unary<2>, unary<2>});
+OpRegistrar r_cast({"cast", 1, 0, check_cast, cast});
 
 }  // namespace
 }  // namespace mk

@@ -1,7 +1,5 @@
 // embedding(ids i32 [...], table [V, D] f32/f16/bf16) -> f32 [..., D]. An id outside [0, V) is
 // E_ARG naming the id (CUDA: a device flag read back after the gather).
-#include "cpu/kernels.h"
-#include "cuda/kernels.h"
 #include "ops/check.h"
 
 namespace mk {
@@ -19,28 +17,15 @@ Status check(const Inputs& in, const Attrs&, std::vector<OutSpec>* out) {
   return Status::Ok();
 }
 
-Status run_cpu(const OpCall& c) {
+Status run(const OpCall& c) {
   const Tensor &ids = *c.in[0], &t = *c.in[1];
-  return cpu::embedding(ids.ptr<int32_t>(), ids.numel(), t.raw(), t.dtype, t.dim(0), t.dim(1), c.out[0].ptr<float>());
+  Tensor flag;  // the CUDA kernel's out-of-range flag, read back at once (verify)
+  if (ids.device().is_cuda()) MK_RETURN_IF_ERROR(Tensor::create(ids.device(), DType::I32, {1}, &flag));
+  return c.be.embedding(ids.ptr<int32_t>(), ids.numel(), t, c.out[0].ptr<float>(),
+                        flag.storage ? flag.ptr<int32_t>() : nullptr, true);
 }
 
-#ifdef MAMBAKIT_CUDA
-Status run_cuda(const OpCall& c) {
-  const Tensor &ids = *c.in[0], &t = *c.in[1];
-  if (ids.numel() == 0) return Status::Ok();
-  Tensor flag;
-  MK_RETURN_IF_ERROR(Tensor::create(ids.device(), DType::I32, {1}, &flag));
-  const int dev = ids.device().index;
-  MK_RETURN_IF_ERROR(cuda::embedding(ids.ptr<int32_t>(), ids.numel(), t.raw(), t.dtype, t.dim(0), t.dim(1),
-                                     c.out[0].ptr<float>(), flag.ptr<int32_t>(), gpu::stream(dev)));
-  int32_t bad = 0;
-  MK_RETURN_IF_ERROR(gpu::copy_d2h(dev, &bad, flag.raw(), sizeof bad));
-  if (bad) return make_error(Code::ARG, "embedding: a token id is outside [0, " + std::to_string(t.dim(0)) + ")");
-  return Status::Ok();
-}
-#endif
-
-OpRegistrar reg({"embedding", 2, 0, check, run_cpu, MK_CUDA_IMPL(run_cuda)});
+OpRegistrar reg({"embedding", 2, 0, check, run});
 
 }  // namespace
 }  // namespace mk

@@ -1,6 +1,4 @@
 // gemm: y[..., N] = x[..., K] · W[N, K]^T (+ bias[N]). x f32; W f32/f16/bf16; bias f32.
-#include "cpu/gemm.h"
-#include "cuda/kernels.h"
 #include "ops/check.h"
 
 namespace mk {
@@ -25,26 +23,13 @@ Status check(const Inputs& in, const Attrs&, std::vector<OutSpec>* out) {
   return Status::Ok();
 }
 
-Status run_cpu(const OpCall& c) {
+Status run(const OpCall& c) {
   const Tensor &x = *c.in[0], &w = *c.in[1];
-  const int64_t M = rows_of(x), N = w.dim(0), K = w.dim(1);
-  if (M == 0) return Status::Ok();
-  cpu::gemm(x.ptr<float>(), K, w.raw(), w.dtype, c.in[2] ? c.in[2]->ptr<float>() : nullptr,
-            c.out[0].ptr<float>(), N, M, N, K);
-  return Status::Ok();
+  return c.be.gemm(x.ptr<float>(), w.dim(1), w, c.in[2] ? c.in[2]->ptr<float>() : nullptr, c.out[0].ptr<float>(),
+                   w.dim(0), rows_of(x));
 }
 
-#ifdef MAMBAKIT_CUDA
-Status run_cuda(const OpCall& c) {
-  const Tensor &x = *c.in[0], &w = *c.in[1];
-  const int64_t M = rows_of(x), N = w.dim(0), K = w.dim(1);
-  if (M == 0) return Status::Ok();
-  return cuda::gemm(x.ptr<float>(), K, w.raw(), w.dtype, c.in[2] ? c.in[2]->ptr<float>() : nullptr,
-                    c.out[0].ptr<float>(), N, M, N, K, stream_of(x));
-}
-#endif
-
-OpRegistrar reg({"gemm", 3, 0b100, check, run_cpu, MK_CUDA_IMPL(run_cuda)});
+OpRegistrar reg({"gemm", 3, 0b100, check, run});
 
 }  // namespace
 }  // namespace mk

@@ -1,7 +1,5 @@
 // rmsnorm(x, w, residual?) -> y (and s = x + residual when a residual is given); attr eps.
 // layernorm(x, w, b?) -> y; attr eps.
-#include "cpu/kernels.h"
-#include "cuda/kernels.h"
 #include "ops/check.h"
 
 namespace mk {
@@ -53,34 +51,17 @@ NormArgs unpack(const OpCall& c) {
           rows_of(x), x.dim(-1), static_cast<float>(c.attrs.get("eps", 1e-5))};
 }
 
-Status rms_cpu(const OpCall& c) {
+Status rms(const OpCall& c) {
   NormArgs a = unpack(c);
-  if (a.rows * a.D == 0) return Status::Ok();
-  cpu::rmsnorm(a.x, a.extra, a.w, a.y, a.sum, a.rows, a.D, a.eps);
-  return Status::Ok();
+  return c.be.rmsnorm(a.x, a.extra, a.w, a.y, a.sum, a.rows, a.D, a.eps);
 }
-Status ln_cpu(const OpCall& c) {
+Status ln(const OpCall& c) {
   NormArgs a = unpack(c);
-  if (a.rows * a.D == 0) return Status::Ok();
-  cpu::layernorm(a.x, a.w, a.extra, a.y, a.rows, a.D, a.eps);
-  return Status::Ok();
+  return c.be.layernorm(a.x, a.w, a.extra, a.y, a.rows, a.D, a.eps);
 }
 
-#ifdef MAMBAKIT_CUDA
-Status rms_cuda(const OpCall& c) {
-  NormArgs a = unpack(c);
-  if (a.rows * a.D == 0) return Status::Ok();
-  return cuda::rmsnorm(a.x, a.extra, a.w, a.y, a.sum, a.rows, a.D, a.eps, stream_of(*c.in[0]));
-}
-Status ln_cuda(const OpCall& c) {
-  NormArgs a = unpack(c);
-  if (a.rows * a.D == 0) return Status::Ok();
-  return cuda::layernorm(a.x, a.w, a.extra, a.y, a.rows, a.D, a.eps, stream_of(*c.in[0]));
-}
-#endif
-
-OpRegistrar r_rms({"rmsnorm", 3, 0b100, check_rms, rms_cpu, MK_CUDA_IMPL(rms_cuda)});
-OpRegistrar r_ln({"layernorm", 3, 0b100, check_ln, ln_cpu, MK_CUDA_IMPL(ln_cuda)});
+OpRegistrar r_rms({"rmsnorm", 3, 0b100, check_rms, rms});
+OpRegistrar r_ln({"layernorm", 3, 0b100, check_ln, ln});
 
 }  // namespace
 }  // namespace mk

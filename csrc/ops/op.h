@@ -1,11 +1,13 @@
-// The op table: each op has one entry — a shape/dtype check that also infers the outputs, a CPU
-// implementation and a CUDA implementation. This is the one place that dispatches on device.
+// The eager op table (tests, research use): each op has one entry — a shape/dtype check that also
+// infers the outputs, and one implementation written against the Backend (backend/backend.h), which
+// is where the device is dispatched.
 #pragma once
 #include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
 #include "core/tensor.h"
 
 namespace mk {
@@ -27,6 +29,7 @@ struct OutSpec {
 using Inputs = std::vector<const Tensor*>;  // nullptr marks an absent optional input
 
 struct OpCall {
+  Backend& be;  // the inputs' device
   const char* name;
   const Inputs& in;
   std::vector<Tensor>& out;
@@ -41,8 +44,7 @@ struct OpDef {
   int num_inputs;          // inputs in order; optional ones may be nullptr
   uint32_t optional_mask;  // bit i set: input i may be absent
   CheckFn check;
-  ImplFn cpu;
-  ImplFn cuda;  // nullptr in a CPU-only build
+  ImplFn run;
 };
 
 const OpDef* find_op(const std::string& name);
@@ -54,14 +56,8 @@ struct OpRegistrar {
 
 // On the JS thread: arity, presence, one device for all inputs, the op's check, output allocation.
 Status prepare_op(const OpDef& op, const Inputs& in, const Attrs& attrs, std::vector<Tensor>* outs);
-// On the executor thread: runs the implementation for the inputs' device. A CUDA op is synchronized
-// afterwards, so an asynchronous fault is reported with this op's name.
+// On the executor thread: runs the implementation on the inputs' backend, then waits for it (on
+// CUDA), so an asynchronous fault is reported with this op's name.
 Status execute_op(const OpDef& op, const Inputs& in, const Attrs& attrs, std::vector<Tensor>& outs);
 
 }  // namespace mk
-
-#ifdef MAMBAKIT_CUDA
-#define MK_CUDA_IMPL(fn) fn
-#else
-#define MK_CUDA_IMPL(fn) nullptr
-#endif

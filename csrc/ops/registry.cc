@@ -42,9 +42,8 @@ Status prepare_op(const OpDef& op, const Inputs& in, const Attrs& attrs, std::ve
   }
   if (!first) return make_error(Code::ARG, std::string(op.name) + ": no inputs");
   const Device dev = first->device();
-  if (dev.is_cuda() && !op.cuda)
-    return make_error(Code::DEVICE, std::string(op.name) + ": no CUDA implementation in this build (" +
-                                        (gpu::compiled() ? "op not ported" : "built without CUDA") + ")");
+  Backend* be = nullptr;
+  MK_RETURN_IF_ERROR(backend_for(dev, &be));
   std::vector<OutSpec> specs;
   MK_RETURN_IF_ERROR(op.check(in, attrs, &specs));
   outs->clear();
@@ -60,11 +59,11 @@ Status execute_op(const OpDef& op, const Inputs& in, const Attrs& attrs, std::ve
   const Tensor* first = nullptr;
   for (const Tensor* t : in)
     if (t && !first) first = t;
-  const OpCall call{op.name, in, outs, attrs};
-  if (!first->device().is_cuda()) return op.cpu(call);
-  MK_RETURN_IF_ERROR(op.cuda(call));
-  MK_RETURN_IF_ERROR(gpu::last_launch_error(op.name));
-  return gpu::synchronize(first->device().index);
+  Backend* be = nullptr;
+  MK_RETURN_IF_ERROR(backend_for(first->device(), &be));
+  const OpCall call{*be, op.name, in, outs, attrs};
+  MK_RETURN_IF_ERROR(op.run(call));
+  return be->finish(op.name);
 }
 
 }  // namespace mk

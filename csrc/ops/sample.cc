@@ -1,11 +1,10 @@
 // sample(logits f32 [B, V], prev? i32 [B, P]) -> ids i32 [B], logprob f32 [B]
 //   attrs: temperature (0 = greedy), top_k (0 = off), top_p (1 = off), min_p (0 = off),
-//          repetition_penalty (1 = off), seed, step (uint32). Definition: cpu/sample.h.
+//          repetition_penalty (1 = off), seed, step (uint32). Definition: core/sample.h.
 #include <cmath>
 #include <string>
 
-#include "cpu/sample.h"
-#include "cuda/sample.cuh"
+#include "core/sample.h"
 #include "ops/check.h"
 
 namespace mk {
@@ -81,34 +80,13 @@ Status unpack(const OpCall& c, Call* k) {
   return Status::Ok();
 }
 
-Status run_cpu(const OpCall& c) {
+Status run(const OpCall& c) {
   Call k;
   MK_RETURN_IF_ERROR(unpack(c, &k));
-  if (k.B == 0) return Status::Ok();
-  cpu::sample(c.in[0]->ptr<float>(), k.prev, c.out[0].ptr<int32_t>(), c.out[1].ptr<float>(), k.B, k.V, k.P, k.p);
-  return Status::Ok();
+  return c.be.sample(c.in[0]->ptr<float>(), k.prev, c.out[0].ptr<int32_t>(), c.out[1].ptr<float>(), k.B, k.V, k.P, k.p);
 }
 
-#ifdef MAMBAKIT_CUDA
-Status run_cuda(const OpCall& c) {
-  const Tensor& x = *c.in[0];
-  Call k;
-  MK_RETURN_IF_ERROR(unpack(c, &k));
-  const int64_t B = k.B, V = k.V, P = k.P;
-  const SampleParams& p = k.p;
-  if (B == 0) return Status::Ok();
-  Tensor scratch;
-  MK_RETURN_IF_ERROR(Tensor::create(x.device(), DType::F32, {B, V}, &scratch));
-  const int dev = x.device().index;
-  MK_RETURN_IF_ERROR(cuda::sample(x.ptr<float>(), k.prev,
-                                  c.out[0].ptr<int32_t>(), c.out[1].ptr<float>(), scratch.ptr<float>(),
-                                  B, V, P, p, gpu::stream(dev)));
-  // The scratch buffer is released when this function returns: wait for the kernel first.
-  return gpu::synchronize(dev);
-}
-#endif
-
-OpRegistrar reg({"sample", 3, 0b110, check, run_cpu, MK_CUDA_IMPL(run_cuda)});
+OpRegistrar reg({"sample", 3, 0b110, check, run});
 
 }  // namespace
 }  // namespace mk

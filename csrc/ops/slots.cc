@@ -1,9 +1,6 @@
 // A data-movement op for the batch scheduler:
 //   zero_slot(state [L, S, ...], attr slot) -> nothing; zeroes state[:, slot] in place (a freed
 //     decode slot starts the next sequence from the zero state)
-#include <cstring>
-#include <vector>
-
 #include "ops/check.h"
 
 namespace mk {
@@ -22,17 +19,12 @@ Status zero_impl(const OpCall& c) {
   const Tensor& t = *c.in[0];
   const int64_t L = t.dim(0), S = t.dim(1), slot = static_cast<int64_t>(c.attrs.get("slot", 0));
   const size_t slot_bytes = t.nbytes() / static_cast<size_t>(L * S);
-  if (slot_bytes == 0) return Status::Ok();
-  std::vector<char> zeros(t.device().is_cuda() ? slot_bytes : 0, 0);
-  for (int64_t l = 0; l < L; ++l) {
-    char* p = static_cast<char*>(t.raw()) + (l * S + slot) * slot_bytes;
-    if (!t.device().is_cuda()) std::memset(p, 0, slot_bytes);
-    else MK_RETURN_IF_ERROR(gpu::copy_h2d(t.device().index, p, zeros.data(), slot_bytes));
-  }
+  for (int64_t l = 0; l < L; ++l)
+    MK_RETURN_IF_ERROR(c.be.zero(static_cast<char*>(t.raw()) + (l * S + slot) * slot_bytes, slot_bytes));
   return Status::Ok();
 }
 
-OpRegistrar r_zero({"zero_slot", 1, 0, check_zero, zero_impl, MK_CUDA_IMPL(zero_impl)});
+OpRegistrar r_zero({"zero_slot", 1, 0, check_zero, zero_impl});
 
 }  // namespace
 }  // namespace mk

@@ -1,6 +1,4 @@
 // softmax(x f32 [..., D]) over the last dim; argmax(x) -> i32 [...] (first maximum; NaN wins).
-#include "cpu/kernels.h"
-#include "cuda/kernels.h"
 #include "ops/check.h"
 
 namespace mk {
@@ -23,34 +21,17 @@ Status check_argmax(const Inputs& in, const Attrs&, std::vector<OutSpec>* out) {
   return Status::Ok();
 }
 
-Status softmax_cpu(const OpCall& c) {
+Status softmax(const OpCall& c) {
   const Tensor& x = *c.in[0];
-  if (x.numel() == 0) return Status::Ok();
-  cpu::softmax(x.ptr<float>(), c.out[0].ptr<float>(), rows_of(x), x.dim(-1));
-  return Status::Ok();
+  return c.be.softmax(x.ptr<float>(), c.out[0].ptr<float>(), rows_of(x), x.dim(-1));
 }
-Status argmax_cpu(const OpCall& c) {
+Status argmax(const OpCall& c) {
   const Tensor& x = *c.in[0];
-  if (x.numel() == 0) return Status::Ok();
-  cpu::argmax(x.ptr<float>(), c.out[0].ptr<int32_t>(), rows_of(x), x.dim(-1));
-  return Status::Ok();
+  return c.be.argmax(x.ptr<float>(), c.out[0].ptr<int32_t>(), rows_of(x), x.dim(-1));
 }
 
-#ifdef MAMBAKIT_CUDA
-Status softmax_cuda(const OpCall& c) {
-  const Tensor& x = *c.in[0];
-  if (x.numel() == 0) return Status::Ok();
-  return cuda::softmax(x.ptr<float>(), c.out[0].ptr<float>(), rows_of(x), x.dim(-1), stream_of(x));
-}
-Status argmax_cuda(const OpCall& c) {
-  const Tensor& x = *c.in[0];
-  if (x.numel() == 0) return Status::Ok();
-  return cuda::argmax(x.ptr<float>(), c.out[0].ptr<int32_t>(), rows_of(x), x.dim(-1), stream_of(x));
-}
-#endif
-
-OpRegistrar r_softmax({"softmax", 1, 0, check_softmax, softmax_cpu, MK_CUDA_IMPL(softmax_cuda)});
-OpRegistrar r_argmax({"argmax", 1, 0, check_argmax, argmax_cpu, MK_CUDA_IMPL(argmax_cuda)});
+OpRegistrar r_softmax({"softmax", 1, 0, check_softmax, softmax});
+OpRegistrar r_argmax({"argmax", 1, 0, check_argmax, argmax});
 
 }  // namespace
 }  // namespace mk

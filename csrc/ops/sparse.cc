@@ -11,8 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "cpu/sparse.h"
-#include "cuda/sparse.cuh"
+#include "core/sparse.h"
 #include "ops/check.h"
 
 namespace mk {
@@ -25,21 +24,21 @@ Status check_router(const Inputs& in, const Attrs& a, std::vector<OutSpec>* out)
   MK_RETURN_IF_ERROR(check_dtype("router_topk", "logits", l, {DType::F32}));
   MK_RETURN_IF_ERROR(check_ndim("router_topk", "logits", l, 2, 2));
   const int64_t G = l.dim(1), k = static_cast<int64_t>(a.get("k", 1));
-  if (G < 1 || G > 256) return shape_error("router_topk", "logits " + l.desc() + ": expert count must be in [1, 256]");
-  if (k < 1 || k > 8 || k > G)
-    return make_error(Code::ARG, "router_topk: k=" + s(k) + " must be in [1, min(8, experts=" + s(G) + ")]");
+  if (G < 1 || G > kRouterMaxExperts)
+    return shape_error("router_topk", "logits " + l.desc() + ": expert count must be in [1, " + s(kRouterMaxExperts) + "]");
+  if (!router_can_run(G, k).ok())
+    return make_error(Code::ARG, "router_topk: k=" + s(k) + " must be in [1, min(" + s(kRouterMaxK) + ", experts=" + s(G) + ")]");
   out->push_back({DType::I32, {l.dim(0), k}});
   out->push_back({DType::F32, {l.dim(0), k}});
   out->push_back({DType::I32, {G}});
   return Status::Ok();
 }
 
-Status router_cpu(const OpCall& c) {
+Status router(const OpCall& c) {
   const Tensor& l = *c.in[0];
-  std::fill_n(c.out[2].ptr<int32_t>(), l.dim(1), 0);
-  cpu::router_topk(l.ptr<float>(), l.dim(0), l.dim(1), c.out[0].dim(1), c.attrs.get("renorm", 0) != 0,
-                   c.out[0].ptr<int32_t>(), c.out[1].ptr<float>(), c.out[2].ptr<int32_t>());
-  return Status::Ok();
+  MK_RETURN_IF_ERROR(c.be.zero(c.out[2].raw(), c.out[2].nbytes()));  // the kernel accumulates counts
+  return c.be.router_topk(l.ptr<float>(), l.dim(0), l.dim(1), c.out[0].dim(1), c.attrs.get("renorm", 0) != 0,
+                          c.out[0].ptr<int32_t>(), c.out[1].ptr<float>(), c.out[2].ptr<int32_t>());
 }
 
 Status check_sort(const Inputs& in, const Attrs& a, std::vector<OutSpec>* out) {
@@ -47,7 +46,7 @@ Status check_sort(const Inputs& in, const Attrs& a, std::vector<OutSpec>* out) {
   MK_RETURN_IF_ERROR(check_dtype("group_sort", "gid", g, {DType::I32}));
   MK_RETURN_IF_ERROR(check_ndim("group_sort", "gid", g, 1, 2));
   const int64_t G = static_cast<int64_t>(a.get("groups", 0));
-  if (G < 1 || G > 4096) return make_error(Code::ARG, "group_sort: groups=" + s(G) + " must be in [1, 4096]");
+  MK_RETURN_IF_ERROR(group_sort_can_run(G));
   const int64_t rows = g.dim(0), k = g.ndim() == 2 ? g.dim(1) : 1;
   out->push_back({DType::I32, {G + 1}});
   out->push_back({DType::I32, {rows * k}});
@@ -55,11 +54,16 @@ Status check_sort(const Inputs& in, const Attrs& a, std::vector<OutSpec>* out) {
   return Status::Ok();
 }
 
-Status sort_cpu(const OpCall& c) {
+Status sort(const OpCall& c) {
   const Tensor& g = *c.in[0];
   const int64_t k = g.ndim() == 2 ? g.dim(1) : 1;
-  return cpu::group_sort(g.ptr<int32_t>(), g.dim(0), k, c.out[0].numel() - 1, c.out[0].ptr<int32_t>(),
-                         c.out[1].ptr<int32_t>(), c.out[2].ptr<int32_t>());
+  Tensor flag;  // the CUDA kernel's out-of-range flag, read back at once (verify)
+  if (g.device().is_cuda()) MK_RETURN_IF_ERROR(Tensor::create(g.device(), DType::I32, {1}, &flag));
+  const Status st = c.be.group_sort(g.ptr<int32_t>(), g.dim(0), k, c.out[0].numel() - 1, c.out[0].ptr<int32_t>(),
+                                    c.out[1].ptr<int32_t>(), c.out[2].ptr<int32_t>(),
+                                    flag.storage ? flag.ptr<int32_t>() : nullptr, true);
+  if (!st.ok() && g.device().is_cuda()) return make_error(st.code, "group_sort: " + st.message);
+  return st;
 }
 
 Status check_grouped(const Inputs& in, const Attrs& a, std::vector<OutSpec>* out) {
@@ -117,32 +121,27 @@ Status validate_indices(const std::vector<int32_t>& off, const std::vector<int32
   return Status::Ok();
 }
 
-Status host_copy(const Tensor* t, std::vector<int32_t>* out) {
+Status host_copy(Backend& be, const Tensor* t, std::vector<int32_t>* out) {
   if (!t) return Status::Ok();
   out->resize(static_cast<size_t>(t->numel()));
-  if (!t->device().is_cuda()) {
-    std::copy_n(t->ptr<int32_t>(), t->numel(), out->data());
-    return Status::Ok();
-  }
-  return gpu::copy_d2h(t->device().index, out->data(), t->raw(), t->nbytes());
+  return be.to_host(out->data(), t->raw(), t->nbytes());
 }
 
 Status validate_grouped(const OpCall& c) {
   std::vector<int32_t> off, src, dst;
-  MK_RETURN_IF_ERROR(host_copy(c.in[2], &off));
-  MK_RETURN_IF_ERROR(host_copy(c.in[3], &src));
-  MK_RETURN_IF_ERROR(host_copy(c.in[5], &dst));
+  MK_RETURN_IF_ERROR(host_copy(c.be, c.in[2], &off));
+  MK_RETURN_IF_ERROR(host_copy(c.be, c.in[3], &src));
+  MK_RETURN_IF_ERROR(host_copy(c.be, c.in[5], &dst));
   return validate_indices(off, src, dst, c.in[0]->dim(0), c.out[0].dim(0));
 }
 
-Status grouped_cpu(const OpCall& c) {
+Status grouped(const OpCall& c) {
   MK_RETURN_IF_ERROR(validate_grouped(c));
   const Tensor &x = *c.in[0], &w = *c.in[1];
-  cpu::grouped_gemm(x.ptr<float>(), x.dim(1), c.in[3] ? c.in[3]->ptr<int32_t>() : nullptr, w.raw(), w.dtype,
-                    c.in[4] ? c.in[4]->ptr<float>() : nullptr, c.in[2]->ptr<int32_t>(), w.dim(0), c.out[0].dim(0),
-                    w.dim(1), w.dim(2), static_cast<Act>(static_cast<int>(c.attrs.get("act", 0))), c.out[0].ptr<float>(),
-                    w.dim(1), c.in[5] ? c.in[5]->ptr<int32_t>() : nullptr);
-  return Status::Ok();
+  return c.be.grouped_gemm(x.ptr<float>(), x.dim(1), c.in[3] ? c.in[3]->ptr<int32_t>() : nullptr, w,
+                           c.in[4] ? c.in[4]->ptr<float>() : nullptr, c.in[2]->ptr<int32_t>(), c.out[0].dim(0),
+                           static_cast<Act>(static_cast<int>(c.attrs.get("act", 0))), c.out[0].ptr<float>(), w.dim(1),
+                           c.in[5] ? c.in[5]->ptr<int32_t>() : nullptr);
 }
 
 Status check_combine(const Inputs& in, const Attrs&, std::vector<OutSpec>* out) {
@@ -163,7 +162,7 @@ Status check_combine(const Inputs& in, const Attrs&, std::vector<OutSpec>* out) 
 
 Status validate_pos(const OpCall& c) {
   std::vector<int32_t> pos;
-  MK_RETURN_IF_ERROR(host_copy(c.in[1], &pos));
+  MK_RETURN_IF_ERROR(host_copy(c.be, c.in[1], &pos));
   const int64_t n = c.in[0]->dim(0);
   for (size_t i = 0; i < pos.size(); ++i)
     if (pos[i] < 0 || pos[i] >= n)
@@ -171,61 +170,17 @@ Status validate_pos(const OpCall& c) {
   return Status::Ok();
 }
 
-Status combine_cpu(const OpCall& c) {
+Status combine(const OpCall& c) {
   MK_RETURN_IF_ERROR(validate_pos(c));
   const Tensor &y = *c.in[0], &pos = *c.in[1];
-  cpu::combine(y.ptr<float>(), y.dim(1), pos.ptr<int32_t>(), c.in[2] ? c.in[2]->ptr<float>() : nullptr, pos.dim(0),
-               pos.dim(1), y.dim(1), c.out[0].ptr<float>(), y.dim(1));
-  return Status::Ok();
+  return c.be.combine(y.ptr<float>(), y.dim(1), pos.ptr<int32_t>(), c.in[2] ? c.in[2]->ptr<float>() : nullptr,
+                      pos.dim(0), pos.dim(1), y.dim(1), c.out[0].ptr<float>(), y.dim(1));
 }
 
-#ifdef MAMBAKIT_CUDA
-Status router_cuda(const OpCall& c) {
-  const Tensor& l = *c.in[0];
-  const int dev = l.device().index;
-  const std::vector<int32_t> zeros(static_cast<size_t>(l.dim(1)), 0);
-  MK_RETURN_IF_ERROR(gpu::copy_h2d(dev, c.out[2].raw(), zeros.data(), zeros.size() * sizeof(int32_t)));
-  return cuda::router_topk(l.ptr<float>(), l.dim(0), l.dim(1), c.out[0].dim(1), c.attrs.get("renorm", 0) != 0,
-                           c.out[0].ptr<int32_t>(), c.out[1].ptr<float>(), c.out[2].ptr<int32_t>(), stream_of(l));
-}
-
-Status sort_cuda(const OpCall& c) {
-  const Tensor& g = *c.in[0];
-  const int dev = g.device().index;
-  Tensor flag;
-  MK_RETURN_IF_ERROR(Tensor::create(g.device(), DType::I32, {1}, &flag));
-  int32_t bad = 0;
-  MK_RETURN_IF_ERROR(gpu::copy_h2d(dev, flag.raw(), &bad, sizeof bad));
-  const int64_t k = g.ndim() == 2 ? g.dim(1) : 1;
-  MK_RETURN_IF_ERROR(cuda::group_sort(g.ptr<int32_t>(), g.dim(0), k, c.out[0].numel() - 1, c.out[0].ptr<int32_t>(),
-                                      c.out[1].ptr<int32_t>(), c.out[2].ptr<int32_t>(), flag.ptr<int32_t>(), stream_of(g)));
-  MK_RETURN_IF_ERROR(gpu::synchronize(dev));
-  MK_RETURN_IF_ERROR(gpu::copy_d2h(dev, &bad, flag.raw(), sizeof bad));
-  if (bad) return make_error(Code::ARG, "group_sort: a group id is outside [0, " + s(c.out[0].numel() - 1) + ")");
-  return Status::Ok();
-}
-
-Status grouped_cuda(const OpCall& c) {
-  MK_RETURN_IF_ERROR(validate_grouped(c));
-  const Tensor &x = *c.in[0], &w = *c.in[1];
-  return cuda::grouped_gemm(x.ptr<float>(), x.dim(1), c.in[3] ? c.in[3]->ptr<int32_t>() : nullptr, w.raw(), w.dtype,
-                            c.in[4] ? c.in[4]->ptr<float>() : nullptr, c.in[2]->ptr<int32_t>(), w.dim(0),
-                            c.out[0].dim(0), w.dim(1), w.dim(2), static_cast<Act>(static_cast<int>(c.attrs.get("act", 0))),
-                            c.out[0].ptr<float>(), w.dim(1), c.in[5] ? c.in[5]->ptr<int32_t>() : nullptr, stream_of(x));
-}
-
-Status combine_cuda(const OpCall& c) {
-  MK_RETURN_IF_ERROR(validate_pos(c));
-  const Tensor &y = *c.in[0], &pos = *c.in[1];
-  return cuda::combine(y.ptr<float>(), y.dim(1), pos.ptr<int32_t>(), c.in[2] ? c.in[2]->ptr<float>() : nullptr,
-                       pos.dim(0), pos.dim(1), y.dim(1), c.out[0].ptr<float>(), y.dim(1), stream_of(y));
-}
-#endif
-
-OpRegistrar r_router({"router_topk", 1, 0, check_router, router_cpu, MK_CUDA_IMPL(router_cuda)});
-OpRegistrar r_sort({"group_sort", 1, 0, check_sort, sort_cpu, MK_CUDA_IMPL(sort_cuda)});
-OpRegistrar r_grouped({"grouped_gemm", 6, 0b111000, check_grouped, grouped_cpu, MK_CUDA_IMPL(grouped_cuda)});
-OpRegistrar r_combine({"combine", 3, 0b100, check_combine, combine_cpu, MK_CUDA_IMPL(combine_cuda)});
+OpRegistrar r_router({"router_topk", 1, 0, check_router, router});
+OpRegistrar r_sort({"group_sort", 1, 0, check_sort, sort});
+OpRegistrar r_grouped({"grouped_gemm", 6, 0b111000, check_grouped, grouped});
+OpRegistrar r_combine({"combine", 3, 0b100, check_combine, combine});
 
 }  // namespace
 }  // namespace mk

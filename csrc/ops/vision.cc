@@ -4,8 +4,7 @@
 //   channel slice [offset, offset + C) of x (read with pixel stride S)
 // gelu_gate(a, b?) -> gelu(a) ⊙ b (b of a's shape), or gelu(a)
 // mean_pool(x [B, H, W, C]) -> y [B, C]
-#include "cpu/vision.h"
-#include "cuda/vision.cuh"
+#include "core/vision.h"
 #include "ops/check.h"
 
 namespace mk {
@@ -28,17 +27,13 @@ Status check_conv(const Inputs& in, const Attrs&, std::vector<OutSpec>* out) {
   if (w.ndim() != 4 || w.dim(0) != 3 || w.dim(1) != 3 || w.dim(2) != x.dim(3) || w.dim(3) < 1)
     return shape_error("conv3x3s2", "w " + w.desc() + " must be [3, 3, Ci=" + std::to_string(x.dim(3)) + ", Co]");
   MK_RETURN_IF_ERROR(check_vec("conv3x3s2", "bias", in[2], w.dim(3)));
-  out->push_back({DType::F32, {x.dim(0), cpu::conv_s2_out(x.dim(1)), cpu::conv_s2_out(x.dim(2)), w.dim(3)}});
+  out->push_back({DType::F32, {x.dim(0), conv_s2_out(x.dim(1)), conv_s2_out(x.dim(2)), w.dim(3)}});
   return Status::Ok();
 }
-template <typename Fn>
-Status conv_call(const OpCall& c, Fn fn) {
+Status conv(const OpCall& c) {
   const Tensor &x = *c.in[0], &w = *c.in[1];
-  return fn(x.ptr<float>(), w.ptr<float>(), opt_ptr(c.in[2]), c.out[0].ptr<float>(), x.dim(0), x.dim(1), x.dim(2),
-            x.dim(3), w.dim(3));
-}
-Status conv_cpu(const OpCall& c) {
-  return conv_call(c, [](auto... a) { cpu::conv3x3s2(a...); return Status::Ok(); });
+  return c.be.conv3x3s2(x.ptr<float>(), w.ptr<float>(), opt_ptr(c.in[2]), c.out[0].ptr<float>(), x.dim(0), x.dim(1),
+                        x.dim(2), x.dim(3), w.dim(3));
 }
 
 // ---- dwconv7 ----
@@ -56,15 +51,11 @@ Status check_dw(const Inputs& in, const Attrs& attrs, std::vector<OutSpec>* out)
   out->push_back({DType::F32, {x.dim(0), x.dim(1), x.dim(2), w.dim(2)}});
   return Status::Ok();
 }
-template <typename Fn>
-Status dw_call(const OpCall& c, Fn fn) {
+Status dw(const OpCall& c) {
   const Tensor &x = *c.in[0], &w = *c.in[1];
   const int64_t off = static_cast<int64_t>(c.attrs.get("offset", 0)), C = w.dim(2);
-  return fn(x.ptr<float>() + off, x.dim(3), w.ptr<float>(), opt_ptr(c.in[2]), c.out[0].ptr<float>(), C, x.dim(0),
-            x.dim(1), x.dim(2), C);
-}
-Status dw_cpu(const OpCall& c) {
-  return dw_call(c, [](auto... a) { cpu::dwconv7(a...); return Status::Ok(); });
+  return c.be.dwconv7(x.ptr<float>() + off, x.dim(3), w.ptr<float>(), opt_ptr(c.in[2]), c.out[0].ptr<float>(), C,
+                      x.dim(0), x.dim(1), x.dim(2), C);
 }
 
 // ---- gelu_gate ----
@@ -78,15 +69,11 @@ Status check_gate(const Inputs& in, const Attrs&, std::vector<OutSpec>* out) {
   out->push_back({DType::F32, in[0]->shape});
   return Status::Ok();
 }
-template <typename Fn>
-Status gate_call(const OpCall& c, Fn fn) {
+Status gate(const OpCall& c) {
   const Tensor& a = *c.in[0];
   const int64_t n = a.ndim() == 0 ? 1 : a.dim(-1), rows = rows_of(a);
   if (a.numel() == 0) return Status::Ok();
-  return fn(a.ptr<float>(), n, opt_ptr(c.in[1]), n, c.out[0].ptr<float>(), n, rows, n);
-}
-Status gate_cpu(const OpCall& c) {
-  return gate_call(c, [](auto... a) { cpu::gelu_gate(a...); return Status::Ok(); });
+  return c.be.gelu_gate(a.ptr<float>(), n, opt_ptr(c.in[1]), n, c.out[0].ptr<float>(), n, rows, n);
 }
 
 // ---- mean_pool ----
@@ -95,34 +82,15 @@ Status check_pool(const Inputs& in, const Attrs&, std::vector<OutSpec>* out) {
   out->push_back({DType::F32, {in[0]->dim(0), in[0]->dim(3)}});
   return Status::Ok();
 }
-template <typename Fn>
-Status pool_call(const OpCall& c, Fn fn) {
+Status pool(const OpCall& c) {
   const Tensor& x = *c.in[0];
-  return fn(x.ptr<float>(), c.out[0].ptr<float>(), x.dim(0), x.dim(1) * x.dim(2), x.dim(3));
-}
-Status pool_cpu(const OpCall& c) {
-  return pool_call(c, [](auto... a) { cpu::mean_pool(a...); return Status::Ok(); });
+  return c.be.mean_pool(x.ptr<float>(), c.out[0].ptr<float>(), x.dim(0), x.dim(1) * x.dim(2), x.dim(3));
 }
 
-#ifdef MAMBAKIT_CUDA
-Status conv_cuda(const OpCall& c) {
-  return conv_call(c, [&](auto... a) { return cuda::conv3x3s2(a..., stream_of(*c.in[0])); });
-}
-Status dw_cuda(const OpCall& c) {
-  return dw_call(c, [&](auto... a) { return cuda::dwconv7(a..., stream_of(*c.in[0])); });
-}
-Status gate_cuda(const OpCall& c) {
-  return gate_call(c, [&](auto... a) { return cuda::gelu_gate(a..., stream_of(*c.in[0])); });
-}
-Status pool_cuda(const OpCall& c) {
-  return pool_call(c, [&](auto... a) { return cuda::mean_pool(a..., stream_of(*c.in[0])); });
-}
-#endif
-
-OpRegistrar r_conv({"conv3x3s2", 3, 0b100, check_conv, conv_cpu, MK_CUDA_IMPL(conv_cuda)});
-OpRegistrar r_dw({"dwconv7", 3, 0b100, check_dw, dw_cpu, MK_CUDA_IMPL(dw_cuda)});
-OpRegistrar r_gate({"gelu_gate", 2, 0b10, check_gate, gate_cpu, MK_CUDA_IMPL(gate_cuda)});
-OpRegistrar r_pool({"mean_pool", 1, 0, check_pool, pool_cpu, MK_CUDA_IMPL(pool_cuda)});
+OpRegistrar r_conv({"conv3x3s2", 3, 0b100, check_conv, conv});
+OpRegistrar r_dw({"dwconv7", 3, 0b100, check_dw, dw});
+OpRegistrar r_gate({"gelu_gate", 2, 0b10, check_gate, gate});
+OpRegistrar r_pool({"mean_pool", 1, 0, check_pool, pool});
 
 }  // namespace
 }  // namespace mk

@@ -6,15 +6,17 @@ import * as path from 'path';
 
 import { gatedHidden } from '../io/mambaout-config';
 import { parseMambaConfig } from '../io/mamba-config';
-import { loadModel } from '../models/load';
-import { MambaLM, WeightDType } from '../models/mamba';
+import type { WeightDType } from '../dtype';
+import { loadLanguageModel } from '../models/load';
 import * as ops from '../ops';
 import { memory } from '../runtime';
 import { Device, Tensor } from '../tensor';
+import { uniformArray } from '../util/random';
+import { time } from '../util/time';
 import { benchGatedBlock } from '../vision/block';
 import { Accounting, BenchSize, ConfigId, accounting, benchConfig, decodeMix, mambaBlockParams, tokenMix } from './configs';
 import { randomWeights, writeCheckpoint } from './random-checkpoint';
-import { median, time, uniformArray } from './util';
+import { median } from './util';
 
 const randTokens = (n: number, V: number): number[] => Array.from({ length: n }, () => Math.floor(Math.random() * V));
 
@@ -43,7 +45,7 @@ export interface MemoryResult {
 export async function measureMemory(id: ConfigId, size: BenchSize, dir: string, device: Device, dtype: WeightDType): Promise<MemoryResult> {
   const key = devKey(device);
   const before = memory()[key]?.bytes ?? 0;
-  const model = (await loadModel(dir, { device, dtype })) as MambaLM;
+  const model = await loadLanguageModel(dir, { device, dtype });
   const weightBytes = (memory()[key]?.bytes ?? 0) - before;
   const M = model.config.modalities?.count ?? 0;
   const load0 = await model.expertLoad();
@@ -77,7 +79,7 @@ export interface SpeedResult {
 export async function measureSpeed(ids: ConfigId[], size: BenchSize, dirs: string[], device: Device, dtype: WeightDType, rounds: number): Promise<SpeedResult[]> {
   const runs = [];
   for (let i = 0; i < ids.length; ++i) {
-    const model = (await loadModel(dirs[i], { device, dtype })) as MambaLM;
+    const model = await loadLanguageModel(dirs[i], { device, dtype });
     const M = model.config.modalities?.count ?? 0;
     const V = model.vocabSize;
     const s1 = model.newState(1), s16 = model.newState(16);
@@ -238,7 +240,7 @@ export async function measureVisionBlocks(C: number, T: number, batch: number, d
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mambakit-bench-block-'));
   try {
     await writeCheckpoint(dir, json, cfg, randomWeights(cfg), 'F32');
-    const model = (await loadModel(dir, { device, dtype })) as MambaLM;
+    const model = await loadLanguageModel(dir, { device, dtype });
     const x = Tensor.from(uniformArray(batch * T * C, 1), [batch, T, C], { device });
     const g: number[] = [], m: number[] = [];
     for (let r = 0; r < reps + 1; ++r) {

@@ -11,8 +11,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { parseArgs } from 'util';
 
+import { WeightDType, isWeightDType } from '../dtype';
 import { MambakitError } from '../errors';
-import type { WeightDType } from '../models/mamba';
 import { cudaAvailable, setThreads } from '../runtime';
 import type { Device } from '../tensor';
 import { benchChart } from '../bench/chart';
@@ -88,7 +88,7 @@ export async function cmdBench(argv: string[]): Promise<void> {
   const size = (values.size ?? 'small') as SizeName;
   if (!(size in SIZES)) throw new MambakitError('E_ARG', `--size must be tiny, small or base, got '${size}'`);
   const dtype = (values.dtype ?? 'bf16') as WeightDType;
-  if (!['f32', 'bf16', 'f16'].includes(dtype)) throw new MambakitError('E_ARG', `--dtype must be f32, bf16 or f16, got '${dtype}'`);
+  if (!isWeightDType(dtype)) throw new MambakitError('E_ARG', `--dtype must be f32, bf16 or f16, got '${dtype}'`);
   const device = (values.device ?? 'cpu') as Device;
   const threads = values.threads === undefined ? undefined : Number(values.threads);
   if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) throw new MambakitError('E_ARG', `--threads must be a positive integer, got '${values.threads}'`);

@@ -2,10 +2,10 @@
 // with a MambaOut classifier.
 import { parseArgs } from 'util';
 
+import type { WeightDType } from '../dtype';
 import { MambakitError } from '../errors';
-import { loadModel } from '../models/load';
-import type { WeightDType } from '../models/mamba';
-import { MambaOutClassifier } from '../models/mambaout';
+import type { ImageClassifier } from '../models/interfaces';
+import { loadClassifier } from '../models/load';
 import type { Device } from '../tensor';
 
 export const CLASSIFY_USAGE = `usage: mambakit classify --model DIR [options] IMAGE...
@@ -19,9 +19,7 @@ export async function cmdClassify(argv: string[]): Promise<void> {
   if (!values.model || positionals.length < 1) throw new MambakitError('E_ARG', CLASSIFY_USAGE);
   const topK = values['top-k'] === undefined ? 5 : Number(values['top-k']);
   if (!Number.isInteger(topK) || topK < 1) throw new MambakitError('E_ARG', `--top-k must be a positive integer, got '${values['top-k']}'`);
-  const model = await loadModel(values.model, { device: (values.device ?? 'cpu') as Device, dtype: (values.dtype ?? 'f32') as WeightDType });
-  if (!(model instanceof MambaOutClassifier))
-    throw new MambakitError('E_ARG', `${values.model}: is a ${model.constructor.name}, not an image classifier`);
+  const model: ImageClassifier = await loadClassifier(values.model, { device: (values.device ?? 'cpu') as Device, dtype: (values.dtype ?? 'f32') as WeightDType });
   try {
     const results = await model.classify(positionals, { topK });
     if (values.json) {

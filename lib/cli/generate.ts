@@ -2,10 +2,10 @@
 // a progress bar on stderr while the weights load.
 import { parseArgs } from 'util';
 
+import type { WeightDType } from '../dtype';
 import { MambakitError } from '../errors';
-import { asLanguageModel } from '../models/language';
-import { loadModel } from '../models/load';
-import type { WeightDType } from '../models/mamba';
+import type { LanguageModel } from '../models/interfaces';
+import { loadLanguageModel } from '../models/load';
 import type { Device } from '../tensor';
 
 export const GENERATE_USAGE = `usage: mambakit generate --model DIR [options] "prompt"
@@ -40,9 +40,9 @@ export async function cmdGenerate(argv: string[]): Promise<void> {
     },
   });
   if (!values.model || positionals.length !== 1) throw new MambakitError('E_ARG', GENERATE_USAGE);
-  const model = asLanguageModel(await loadModel(values.model, {
+  const model: LanguageModel = await loadLanguageModel(values.model, {
     device: (values.device ?? 'cpu') as Device, dtype: (values.dtype ?? 'f32') as WeightDType, onProgress: bar,
-  }), values.model);
+  });
   const ac = new AbortController();
   process.once('SIGINT', () => ac.abort());
   const it = model.generate(positionals[0], {

@@ -2,10 +2,10 @@
 import * as path from 'path';
 import { parseArgs } from 'util';
 
+import type { WeightDType } from '../dtype';
 import { MambakitError } from '../errors';
-import { asLanguageModel } from '../models/language';
-import { loadModel } from '../models/load';
-import type { WeightDType } from '../models/mamba';
+import type { LanguageModel } from '../models/interfaces';
+import { loadLanguageModel } from '../models/load';
 import { createServer } from '../server/server';
 import type { Device } from '../tensor';
 
@@ -26,7 +26,7 @@ export async function cmdServe(argv: string[]): Promise<void> {
     if (!Number.isInteger(n) || n < 0) throw new MambakitError('E_ARG', `--${name} must be a non-negative integer, got '${v}'`);
     return n;
   };
-  const model = asLanguageModel(await loadModel(values.model, { device: (values.device ?? 'cpu') as Device, dtype: (values.dtype ?? 'f32') as WeightDType }), values.model);
+  const model: LanguageModel = await loadLanguageModel(values.model, { device: (values.device ?? 'cpu') as Device, dtype: (values.dtype ?? 'f32') as WeightDType });
   const app = createServer(model, {
     modelName: path.basename(path.resolve(values.model)),
     maxBatch: int(values['max-batch'], 32, 'max-batch'), maxQueue: int(values['max-queue'], 64, 'max-queue'),

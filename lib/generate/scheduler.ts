@@ -5,10 +5,10 @@
 // it ends, errors or is aborted. Each request samples from its own logits row with its own seed
 // and step counter, so what it generates does not depend on what else is running.
 import { MambakitError } from '../errors';
-import type { MambaLM, MambaState } from '../models/mamba';
-import { embedding, sample, zeroSlot } from '../ops';
-import { Tensor } from '../tensor';
+import type { BatchLoad, RecurrentLM, RecurrentState } from '../models/interfaces';
 import { modalityId } from '../models/tokens';
+import { embedding, sample } from '../ops';
+import { Tensor } from '../tensor';
 import type { Tokenizer } from '../tokenizer';
 import { GenerateChunk, GenerateOptions, GenerateResult, Request } from './request';
 
@@ -42,17 +42,18 @@ class Job {
   get stop(): boolean { return this.cancelled || this.req.aborted; }
 }
 
-export class BatchScheduler {
+/** Continuous batching over any RecurrentLM: its state slots are the batch. */
+export class BatchScheduler<S extends RecurrentState = RecurrentState> {
   readonly maxBatch: number;
   readonly maxQueue: number;
   readonly maxPrefillsPerStep: number;
-  #pool: MambaState | null = null;
+  #pool: S | null = null;
   #free: number[] = [];
   #pending: Job[] = [];
   #active: Job[] = [];
   #running = false;
 
-  constructor(private readonly model: MambaLM, opts: SchedulerOptions = {}) {
+  constructor(private readonly model: RecurrentLM<S>, opts: SchedulerOptions = {}) {
     this.maxBatch = opts.maxBatch ?? 32;
     this.maxQueue = opts.maxQueue ?? 1024;
     this.maxPrefillsPerStep = opts.maxPrefillsPerStep ?? 4;
@@ -62,7 +63,7 @@ export class BatchScheduler {
   }
 
   /** Requests running and waiting. */
-  get load(): { running: number; waiting: number; freeSlots: number } {
+  get load(): BatchLoad {
     return { running: this.#active.length, waiting: this.#pending.length, freeSlots: this.#pool ? this.#free.length : this.maxBatch };
   }
 
@@ -95,16 +96,16 @@ export class BatchScheduler {
 
   // The request's modality id, checked before it joins a batch (a bad one must fail alone).
   #modalityOf(m: number | string | undefined): number {
-    const mc = this.model.config.modalities;
-    if (!mc) {
-      if (m !== undefined) throw new MambakitError('E_ARG', `generate: modality given, but this ${this.model.config.modelType} model has none`);
+    const names = this.model.modalityNames;
+    if (!names) {
+      if (m !== undefined) throw new MambakitError('E_ARG', `generate: modality given, but this ${this.model.modelType} model has none`);
       return 0;
     }
     if (m === undefined) {
       if (!this.model.usesModalities) return 0;
-      throw new MambakitError('E_ARG', `generate: this Mixture-of-Mamba model needs a modality (one of ${mc.names.join(', ')})`);
+      throw new MambakitError('E_ARG', `generate: this Mixture-of-Mamba model needs a modality (one of ${names.join(', ')})`);
     }
-    return modalityId(m, mc.names, 'generate');
+    return modalityId(m, names, 'generate');
   }
 
   #kick(): void {
@@ -136,8 +137,7 @@ export class BatchScheduler {
         const job = this.#pending.shift() as Job;
         if (job.stop) { job.end(); continue; }
         job.slot = this.#free.pop() as number;
-        await zeroSlot(pool.conv, job.slot);
-        await zeroSlot(pool.ssm, job.slot);
+        await pool.zeroSlot(job.slot);
         const modalities = this.model.usesModalities ? [job.req.promptIds.map(() => job.modality)] : undefined;
         const logits = await this.model.prefill([job.req.promptIds], pool, { slots: [job.slot], modalities });
         this.#active.push(job);

@@ -3,6 +3,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
+import { f32ToBf16Bits, f32ToF16Bits } from '../dtype';
 import { MambakitError } from '../errors';
 import type { SafetensorsDType } from './safetensors';
 
@@ -13,40 +14,13 @@ export interface TensorToWrite {
   data: Float32Array | Uint16Array | Int32Array;
 }
 
+/** @deprecated moved to lib/dtype.ts; re-exported here for old imports. */
+export { f32ToBf16Bits, f32ToF16Bits } from '../dtype';
+
 const SIZE: Readonly<Record<SafetensorsDType, number>> = { F32: 4, F16: 2, BF16: 2, I32: 4 };
 
 // Null-prototype records, so a tensor named "__proto__" is an ordinary key.
 const dict = <T>(): Record<string, T> => Object.create(null) as Record<string, T>;
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-export function f32ToBf16Bits(x: number): number {
-  f32[0] = x;
-  const u = u32[0];
-  if ((u & 0x7fffffff) > 0x7f800000) return (u >>> 16) | 0x40; // NaN stays a (quiet) NaN
-  return ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) & 0xffff;
-}
-
-export function f32ToF16Bits(x: number): number {
-  f32[0] = x;
-  const u = u32[0];
-  const sign = (u >>> 16) & 0x8000;
-  const exp = (u >>> 23) & 0xff;
-  const mant = u & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant !== 0 ? 0x200 | (mant >>> 13) : 0);
-  const e = exp - 112; // rebias 127 -> 15
-  if (e >= 31) return sign | 0x7c00;
-  // Keep `shift` bits fewer: 13 for normals, more for half subnormals (the implicit bit included).
-  const m = e > 0 ? mant : mant | 0x800000;
-  const shift = e > 0 ? 13 : 14 - e;
-  if (shift > 24) return sign;
-  let q = (e > 0 ? e << 10 : 0) | (m >>> shift);
-  const rem = m & ((1 << shift) - 1);
-  const half = 1 << (shift - 1);
-  if (rem > half || (rem === half && (q & 1) === 1)) q += 1; // a carry rolls into the exponent, up to inf
-  return sign | q;
-}
 
 function encode(name: string, t: TensorToWrite): Uint8Array {
   const where = `writeSafetensors: tensor '${name}'`;

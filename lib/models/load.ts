@@ -1,13 +1,16 @@
 // loadModel: reads config.json, picks the model family from model_type, validates and loads weights.
+// loadLanguageModel / loadClassifier (or loadModel with `kind`) return the one kind they ask for, typed,
+// and refuse a directory holding the other kind before any weight is read.
 import * as fs from 'fs';
 import * as path from 'path';
 
+import { WeightDType, isWeightDType } from '../dtype';
 import { MambakitError } from '../errors';
 import { parseMambaConfig, validateMambaCheckpoint } from '../io/mamba-config';
 import { ProgressFn, isRecord, openCheckpoint } from '../io/safetensors';
 import { Device } from '../tensor';
 import { loadTokenizer } from '../tokenizer';
-import { MambaLM, WeightDType } from './mamba';
+import { MambaLM } from './mamba';
 import { MambaOutClassifier } from './mambaout';
 import { parseMambaOutConfig, validateMambaOutCheckpoint } from '../io/mambaout-config';
 
@@ -17,14 +20,41 @@ export interface LoadModelOptions {
   dtype?: WeightDType;
   /** Called after each tensor loads with the bytes read so far and the total. */
   onProgress?: ProgressFn;
+  /** The kind of model wanted: a directory holding another kind is E_ARG, before any weight loads. */
+  kind?: ModelKind;
 }
 
+/** What loadModel returns without `kind`: narrow it on `model.kind`. */
 export type Model = MambaLM | MambaOutClassifier;
 
+/** 'language' (MambaLM) or 'classifier' (MambaOutClassifier). */
+export type ModelKind = Model['kind'];
+
+// The model_type values loadModel knows, with the kind and the class each loads into.
+const FAMILIES = new Map<string, { kind: ModelKind; cls: string }>([
+  ['mamba', { kind: 'language', cls: 'MambaLM' }],
+  ['moe_mamba', { kind: 'language', cls: 'MambaLM' }],
+  ['mixture_of_mamba', { kind: 'language', cls: 'MambaLM' }],
+  ['mambaout', { kind: 'classifier', cls: 'MambaOutClassifier' }],
+]);
+
+const WANTED: Record<ModelKind, { what: string; hint: string }> = {
+  language: { what: 'a language model', hint: 'use loadClassifier or `mambakit classify` for image classifiers' },
+  classifier: { what: 'an image classifier', hint: 'use loadLanguageModel or `mambakit generate` for language models' },
+};
+
+/** Loads the language model in `dir` (E_ARG, before any weight loads, when it holds another kind). */
+export function loadModel(dir: string, opts: LoadModelOptions & { kind: 'language' }): Promise<MambaLM>;
+/** Loads the image classifier in `dir` (E_ARG, before any weight loads, when it holds another kind). */
+export function loadModel(dir: string, opts: LoadModelOptions & { kind: 'classifier' }): Promise<MambaOutClassifier>;
+/** Loads whatever model `dir` holds (config.json's model_type): narrow the result on `kind`. */
+export function loadModel(dir: string, opts?: LoadModelOptions): Promise<Model>;
 export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<Model> {
   const device = opts.device ?? 'cpu';
   const dtype = opts.dtype ?? 'f32';
-  if (!['f32', 'f16', 'bf16'].includes(dtype)) throw new MambakitError('E_DTYPE', `loadModel: dtype must be f32, f16 or bf16, got '${dtype}'`);
+  if (opts.kind !== undefined && !Object.prototype.hasOwnProperty.call(WANTED, opts.kind))
+    throw new MambakitError('E_ARG', `loadModel: kind must be 'language' or 'classifier', got ${JSON.stringify(opts.kind)}`);
+  if (!isWeightDType(dtype)) throw new MambakitError('E_DTYPE', `loadModel: dtype must be f32, f16 or bf16, got '${dtype}'`);
   const cfgFile = path.join(path.resolve(dir), 'config.json');
   let json: unknown;
   try {
@@ -33,6 +63,9 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     throw new MambakitError('E_FORMAT', `${cfgFile}: cannot read config: ${(e as Error).message}`);
   }
   const type = isRecord(json) ? json.model_type : undefined;
+  const family = typeof type === 'string' ? FAMILIES.get(type) : undefined;
+  if (family && opts.kind !== undefined && family.kind !== opts.kind)
+    throw new MambakitError('E_ARG', `${dir}: model_type "${String(type)}" is a ${family.cls}, not ${WANTED[opts.kind].what} (${WANTED[opts.kind].hint})`);
   switch (type) {
     case 'mamba':
     case 'moe_mamba':
@@ -56,4 +89,14 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     default:
       throw new MambakitError('E_FORMAT', `${cfgFile}: unknown model_type ${JSON.stringify(type)} (supported: "mamba", "moe_mamba", "mixture_of_mamba")`);
   }
+}
+
+/** Loads the language model in `dir`; a directory holding an image classifier is E_ARG (before any weight loads). */
+export function loadLanguageModel(dir: string, opts: Omit<LoadModelOptions, 'kind'> = {}): Promise<MambaLM> {
+  return loadModel(dir, { ...opts, kind: 'language' });
+}
+
+/** Loads the image classifier in `dir`; a directory holding a language model is E_ARG (before any weight loads). */
+export function loadClassifier(dir: string, opts: Omit<LoadModelOptions, 'kind'> = {}): Promise<MambaOutClassifier> {
+  return loadModel(dir, { ...opts, kind: 'classifier' });
 }

@@ -4,40 +4,32 @@
 //   stage i: (i > 0: conv3×3/2 → LN) then depths[i] gated CNN blocks            [B, H/2^(i+2), …, Ci]
 //     block: x + fc2(gelu(g) ⊙ [i, dwconv7(c)]),  g, i, c = split(fc1(LN(x)), [h, h − C, C])
 //   head: mean over H, W → LN → fc (4·C3) → GELU → LN → fc                      [B, classes]
+import type { WeightDType } from '../dtype';
 import { MambakitError } from '../errors';
 import { MambaOutConfig, expectedMambaOutTensors } from '../io/mambaout-config';
 import { Checkpoint } from '../io/safetensors';
-import { NativeTensor, call } from '../native';
+import { NativeModel, NativeTensor, addon, call } from '../native';
 import { Device, Tensor } from '../tensor';
 import { IMAGENET_CLASSES } from '../vision/imagenet-classes';
-import { NativeMambaOut, visionAddon } from '../vision/native';
-import { ImageInput, PreprocessOptions, preprocessImages } from '../vision/preprocess';
+import { ImageInput, preprocessImages } from '../vision/preprocess';
 import { repackConv } from '../vision/repack';
-import type { WeightDType } from './mamba';
+import type { Classification, ClassifyOptions, ImageClassifier } from './interfaces';
 
-export interface Classification {
-  label: string;
-  index: number;
-  probability: number;
-}
-
-export interface ClassifyOptions extends PreprocessOptions {
-  /** Classes per image, most probable first (default 5). */
-  topK?: number;
-}
+export type { Classification, ClassifyOptions } from './interfaces';
 
 const EPS = 1e-6; // timm's LayerNorm default for these models
 
 /** Linear weights are stored in `dtype`; convs, norms and biases stay f32. */
 const isGemmWeight = (name: string): boolean => /(fc1|fc2|\.fc)\.weight$/.test(name);
 
-export class MambaOutClassifier {
-  readonly #native: NativeMambaOut;
+export class MambaOutClassifier implements ImageClassifier {
+  readonly kind = 'classifier' as const;
+  readonly #native: NativeModel;
   readonly #weights: Tensor[];
   readonly labels: readonly string[];
 
   private constructor(readonly config: MambaOutConfig, readonly device: Device, readonly dtype: WeightDType,
-    native: NativeMambaOut, weights: Tensor[]) {
+    native: NativeModel, weights: Tensor[]) {
     this.#native = native;
     this.#weights = weights;
     this.labels = config.labelNames ?? (config.numClasses === 1000 ? IMAGENET_CLASSES : Array.from({ length: config.numClasses }, (_, i) => `class ${i}`));
@@ -55,7 +47,7 @@ export class MambaOutClassifier {
         owned.push(t);
         handles[name] = t.handle;
       }
-      const native = call(() => visionAddon.mambaoutCreate(
+      const native = call(() => addon.createModel('mambaout',
         { dims: cfg.dims, depths: cfg.depths, classes: cfg.numClasses, eps: EPS }, handles, device));
       return new MambaOutClassifier(cfg, device, dtype, native, owned);
     } catch (e) {
@@ -64,10 +56,15 @@ export class MambaOutClassifier {
     }
   }
 
+  /** The native plan's blocks in order ('stem' | 'downsample' | 'gated_cnn'). */
+  get blocks(): readonly string[] {
+    return this.#native.blocks();
+  }
+
   /** pixels f32 [B, H, W, 3] (normalized, channels last) → logits f32 [B, classes]. */
   async forward(pixels: Tensor): Promise<Tensor> {
     if (!(pixels instanceof Tensor)) throw new MambakitError('E_ARG', 'forward: pixels must be a Tensor');
-    return Tensor.fromHandle(await call(() => this.#native.forward(pixels.handle)));
+    return Tensor.fromHandle(await call(() => this.#native.forward({ input: pixels.handle, mode: 'forward' })));
   }
 
   /** Decodes, preprocesses (timm's eval transform) and classifies a batch of images. */

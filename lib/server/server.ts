@@ -4,7 +4,7 @@
 import Fastify, { FastifyInstance } from 'fastify';
 
 import { MambakitError } from '../errors';
-import type { MambaLM } from '../models/mamba';
+import type { LanguageModel } from '../models/interfaces';
 import { CompletionRequest, completionBody, completionSchema, envelope, streamEvent, toGenerateOptions } from './completions';
 
 export interface ServeOptions {
@@ -22,7 +22,7 @@ export interface ServeOptions {
   maxTokens?: number;
 }
 
-export function createServer(model: MambaLM, opts: ServeOptions = {}): FastifyInstance {
+export function createServer(model: LanguageModel, opts: ServeOptions = {}): FastifyInstance {
   const name = opts.modelName ?? 'mamba';
   const maxQueue = opts.maxQueue ?? 64;
   const maxPrompt = opts.maxPromptTokens ?? 4096;

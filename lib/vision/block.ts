@@ -1,27 +1,33 @@
 // One MambaOut gated CNN block, runnable alone (tests, and `benchGatedBlock` for `mambakit bench`):
 //   y = x + fc2(gelu(g) ⊙ [i, dwconv7(c)]),  g, i, c = split(fc1(LN(x)), [h, h − C, C]),  h = int(8/3·C)
+import type { WeightDType } from '../dtype';
 import { MambakitError } from '../errors';
 import { gatedHidden } from '../io/mambaout-config';
-import { NativeTensor, call } from '../native';
+import { NativeModel, addon, call } from '../native';
 import { Device, Tensor } from '../tensor';
-import type { WeightDType } from '../models/mamba';
-import { time, uniformArray } from '../bench/util';
-import { visionAddon } from './native';
+import { uniformArray } from '../util/random';
+import { time } from '../util/time';
 import { oihwToHwio } from './repack';
 
 /** A block's weights as timm names them inside the block, in timm's shapes (conv.weight [C, 1, 7, 7]). */
 export type GatedBlockWeights = Record<'norm.weight' | 'norm.bias' | 'fc1.weight' | 'fc1.bias' | 'conv.weight' | 'conv.bias' | 'fc2.weight' | 'fc2.bias', Float32Array>;
 
 export class GatedCNNBlock {
-  readonly #tensors: Tensor[];
-  readonly #handles: Record<string, NativeTensor>;
+  readonly #weights: Record<string, Tensor>;
+  readonly #plans = new Map<number, NativeModel>(); // one native plan (family gated_cnn_block) per eps
 
-  private constructor(readonly channels: number, readonly device: Device, tensors: Record<string, Tensor>) {
-    this.#tensors = Object.values(tensors);
-    this.#handles = Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, t.handle]));
+  private constructor(readonly channels: number, readonly device: Device, weights: Record<string, Tensor>) {
+    this.#weights = weights;
   }
 
-  /** Uploads the weights (fc1/fc2 in `dtype`, the rest f32); shapes are checked natively on use. */
+  #plan(eps: number): NativeModel {
+    const handles = Object.fromEntries(Object.entries(this.#weights).map(([k, t]) => [k, t.handle]));
+    const p = call(() => addon.createModel('gated_cnn_block', { channels: this.channels, eps }, handles, this.device));
+    this.#plans.set(eps, p);
+    return p;
+  }
+
+  /** Uploads the weights (fc1/fc2 in `dtype`, the rest f32); shapes are checked natively here. */
   static create(channels: number, w: GatedBlockWeights, opts: { device?: Device; dtype?: WeightDType } = {}): GatedCNNBlock {
     const C = channels, h = gatedHidden(C), device = opts.device ?? 'cpu', dtype = opts.dtype ?? 'f32';
     if (!Number.isInteger(C) || C < 2) throw new MambakitError('E_ARG', `GatedCNNBlock: channels must be an integer >= 2, got ${C}`);
@@ -36,20 +42,24 @@ export class GatedCNNBlock {
         const data = k === 'conv.weight' ? oihwToHwio(w[k], C, 1, 7, 7) : w[k];
         t[k] = Tensor.from(data, shape, { device, dtype: k.endsWith('.weight') && k.startsWith('fc') ? dtype : 'f32' });
       }
+      const block = new GatedCNNBlock(C, device, t);
+      block.#plan(1e-6); // builds (and checks) the plan now
+      return block;
     } catch (e) {
       Object.values(t).forEach((x) => x.dispose());
       throw e;
     }
-    return new GatedCNNBlock(C, device, t);
   }
 
   /** x f32 [B, H, W, C] → y [B, H, W, C] (a new tensor). */
   async forward(x: Tensor, eps = 1e-6): Promise<Tensor> {
-    return Tensor.fromHandle(await call(() => visionAddon.mambaoutBlock(this.channels, eps, this.#handles, x.handle)));
+    if (!(x instanceof Tensor)) throw new MambakitError('E_ARG', 'GatedCNNBlock.forward: x must be a Tensor');
+    const plan = this.#plans.get(eps) ?? this.#plan(eps);
+    return Tensor.fromHandle(await call(() => plan.forward({ input: x.handle, mode: 'forward' })));
   }
 
   dispose(): void {
-    this.#tensors.forEach((t) => t.dispose());
+    Object.values(this.#weights).forEach((t) => t.dispose());
   }
 }
 

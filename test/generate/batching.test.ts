@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { GenerateResult, MambaLM, loadModel } from '../../lib';
+import { GenerateResult, MambaLM, loadLanguageModel } from '../../lib';
 import { DEVICES } from '../helpers/backends';
 import { MambaShape, randomMambaWeights, writeMambaCheckpoint } from '../helpers/mamba-ckpt';
 import { randInt } from '../helpers/random';
@@ -19,7 +19,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe.each(DEVICES)('continuous batching on %s', (device) => {
   let model: MambaLM;
-  beforeAll(async () => { model = (await loadModel(tmp, { device })) as MambaLM; });
+  beforeAll(async () => { model = await loadLanguageModel(tmp, { device }); });
   afterAll(() => model.dispose());
 
   const prompts = Array.from({ length: 32 }, (_, i) => Array.from(randInt(2 + (i % 7), S.V)));
@@ -37,7 +37,7 @@ describe.each(DEVICES)('continuous batching on %s', (device) => {
   test('bf16 weights: greedy and seeded outputs are identical alone and in a batch of 32', async () => {
     // batched steps take the bf16 GEMM paths for many rows (on AVX512-BF16 CPUs: x rounded to bf16),
     // a lone request the one-row path: the results must still not depend on the company
-    const m16 = (await loadModel(tmp, { device, dtype: 'bf16' })) as MambaLM;
+    const m16 = await loadLanguageModel(tmp, { device, dtype: 'bf16' });
     try {
       const opts = (i: number) => (i % 2 === 0 ? { temperature: 0, maxTokens: 10 } : { temperature: 6, topP: 0.98, seed: 1000 + i, maxTokens: 10 });
       const alone: GenerateResult[] = [];

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { MambaLM, loadModel, memory } from '../../lib';
+import { MambaLM, loadLanguageModel, memory } from '../../lib';
 import { DEVICES } from '../helpers/backends';
 import { MambaShape, randomMambaWeights, writeMambaCheckpoint } from '../helpers/mamba-ckpt';
 import { randInt } from '../helpers/random';
@@ -19,7 +19,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 describe.each(DEVICES)('generate on %s', (device) => {
   let model: MambaLM;
-  beforeAll(async () => { model = (await loadModel(tmp, { device })) as MambaLM; });
+  beforeAll(async () => { model = await loadLanguageModel(tmp, { device }); });
   afterAll(() => model.dispose());
 
   test('greedy decoding equals the argmax chain of forward()', async () => {

@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { MambaLM, loadModel } from '../../lib';
+import { MambaLM, loadLanguageModel } from '../../lib';
 import { MambaShape, randomMambaWeights, writeMambaCheckpoint } from '../helpers/mamba-ckpt';
 import { EOS, MERGES, byteLevelTokenizerJson } from '../helpers/tokenizer-fixture';
 
@@ -17,7 +17,7 @@ beforeAll(async () => {
   await writeMambaCheckpoint(tmp, S, randomMambaWeights(S));
   fs.writeFileSync(path.join(tmp, 'tokenizer.json'), JSON.stringify(byteLevelTokenizerJson()));
   fs.writeFileSync(path.join(tmp, 'tokenizer_config.json'), JSON.stringify({ eos_token: EOS }));
-  model = (await loadModel(tmp)) as MambaLM;
+  model = await loadLanguageModel(tmp);
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 

@@ -29,7 +29,7 @@
 // ssm_a are always F32) — the same split as mambakit's dtype 'bf16'.
 import * as fs from 'fs';
 
-import { f32ToBf16Bits } from '../../lib/io/safetensors-write';
+import { f32ToBf16Bits } from '../../lib/dtype';
 import type { MambaShape, Weights } from './mamba-ckpt';
 
 export const GGUF_ALIGNMENT = 32;

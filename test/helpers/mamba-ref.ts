@@ -56,9 +56,11 @@ function moeRef(s: MambaShape, w: Weights, l: number, x: Float64Array): Float64A
 
 /**
  * Logits [T, V] for one sequence (weights as stored; pass the rounded values for bf16 models).
- * modalities: one id per token (Mixture-of-Mamba).
+ * modalities: one id per token (Mixture-of-Mamba). after(l, t, h): called with the residual stream h
+ * of token t after block l (may change it in place: residual-stream edits).
  */
-export function mambaRef(s: MambaShape, w: Weights, tokens: number[], eps = 1e-5, modalities?: number[]): Float64Array[] {
+export function mambaRef(s: MambaShape, w: Weights, tokens: number[], eps = 1e-5, modalities?: number[],
+  after?: (l: number, t: number, h: Float64Array) => void): Float64Array[] {
   const { D, L, N, K } = s;
   const V = w['backbone.embeddings.weight'].length / D;
   const E = s.expand * D;
@@ -76,6 +78,7 @@ export function mambaRef(s: MambaShape, w: Weights, tokens: number[], eps = 1e-5
       if (s.moe?.layerTypes[l] === 'moe') {
         const o = moeRef(s, w, l, rmsnorm(h, w[`backbone.layers.${l}.norm.weight`], eps));
         h = h.map((v, i) => v + o[i]);
+        after?.(l, t, h);
         continue;
       }
       p = `backbone.layers.${l}.mixer.`;
@@ -106,6 +109,7 @@ export function mambaRef(s: MambaShape, w: Weights, tokens: number[], eps = 1e-5
       }
       const o = matvec(W('out_proj.weight'), y, D, E, Wopt('out_proj.bias'));
       h = h.map((v, i) => v + o[i]);
+      after?.(l, t, h);
     }
     const hn = rmsnorm(h, w['backbone.norm_f.weight'], eps);
     out.push(matvec(w['lm_head.weight'] ?? w['backbone.embeddings.weight'], hn, V, D));

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { MambaLM, loadModel } from '../../lib';
+import { loadLanguageModel } from '../../lib';
 import { writeMambaGguf } from '../helpers/gguf';
 import { LlamaCpp } from '../helpers/llama-cpp';
 import { MambaShape, randomMambaWeights, writeMambaCheckpoint } from '../helpers/mamba-ckpt';
@@ -76,7 +76,7 @@ describe('mambakit vs llama.cpp (node-llama-cpp, CPU)', () => {
     const T = 16;
     const tokens = Array.from(randInt(T, s.V));
 
-    const model = (await loadModel(dir)) as MambaLM;
+    const model = await loadLanguageModel(dir);
     const ours = await rows(await model.forward([tokens]));
     // the recurrent path too: prefill 5 tokens, then one step at a time
     const state = model.newState(1);
@@ -100,7 +100,7 @@ describe('mambakit vs llama.cpp (node-llama-cpp, CPU)', () => {
     const { dir, gguf } = await prepare('bf16', s, 'BF16');
     const T = 12;
     const tokens = Array.from(randInt(T, s.V));
-    const model = (await loadModel(dir, { dtype: 'bf16' })) as MambaLM;
+    const model = await loadLanguageModel(dir, { dtype: 'bf16' });
     const ours = await rows(await model.forward([tokens]));
     model.dispose();
     await llama.load(gguf, { threads: THREADS, contextSize: 256, batchSize: 64, sequences: 1 });

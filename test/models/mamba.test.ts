@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { MambaLM, MambakitError, Tensor, loadModel } from '../../lib';
+import { MambaLM, MambakitError, Tensor, loadClassifier, loadLanguageModel, loadModel } from '../../lib';
 import { DEVICES } from '../helpers/backends';
 import { expectClose } from '../helpers/compare';
 import { MambaShape, Weights, randomMambaWeights, writeMambaCheckpoint } from '../helpers/mamba-ckpt';
@@ -33,7 +33,7 @@ const rows = async (t: Tensor): Promise<Float32Array> => (await t.data()) as Flo
 describe.each(DEVICES)('Mamba on %s', (device) => {
   test.each(SHAPES)('%s: forward equals the float64 reference and the step-by-step logits', async (name, s) => {
     const { dir, w } = await checkpoint(`${device}-${name}`, s, name.includes('sharded') ? { shardBytes: 20000 } : {});
-    const model = (await loadModel(dir, { device })) as MambaLM;
+    const model = await loadLanguageModel(dir, { device });
     const T = 11;
     const seqs = [Array.from(randInt(T, s.V)), Array.from(randInt(T, s.V))];
     const logits = await model.forward(seqs);
@@ -62,7 +62,7 @@ describe.each(DEVICES)('Mamba on %s', (device) => {
   test('long prompt (T 300) through several scan chunks equals step-by-step decode', async () => {
     const s: MambaShape = { D: 32, L: 2, V: 40, N: 16, expand: 2, K: 4 };
     const { dir } = await checkpoint(`${device}-long`, s);
-    const model = (await loadModel(dir, { device })) as MambaLM;
+    const model = await loadLanguageModel(dir, { device });
     const seq = Array.from(randInt(300, s.V));
     const state = model.newState(1);
     const pre = await rows(await model.prefill([seq.slice(0, 299)], state));
@@ -75,7 +75,7 @@ describe.each(DEVICES)('Mamba on %s', (device) => {
   test('step with slots advances only the named sequences, in any order', async () => {
     const s = SHAPES[0][1];
     const { dir } = await checkpoint(`${device}-slots`, s);
-    const model = (await loadModel(dir, { device })) as MambaLM;
+    const model = await loadLanguageModel(dir, { device });
     const seqs = [0, 1, 2].map(() => Array.from(randInt(6, s.V)));
     const full = await Promise.all(seqs.map(async (q) => rows(await model.forward([q]))));
     const state = model.newState(3);
@@ -98,8 +98,8 @@ describe.each(DEVICES)('Mamba on %s', (device) => {
     const s = SHAPES[0][1];
     const { dir } = await checkpoint(`${device}-${dtype}`, s);
     const seq = [Array.from(randInt(9, s.V))];
-    const f32 = await rows(await ((await loadModel(dir, { device })) as MambaLM).forward(seq));
-    const half = (await loadModel(dir, { device, dtype })) as MambaLM;
+    const f32 = await rows(await (await loadLanguageModel(dir, { device })).forward(seq));
+    const half = await loadLanguageModel(dir, { device, dtype });
     expect(half.dtype).toBe(dtype);
     expectClose(await rows(await half.forward(seq)), f32, 2e-2, `${dtype} model`);
   });
@@ -111,7 +111,7 @@ describe('Mamba bad input', () => {
   let dir: string;
   beforeAll(async () => {
     ({ dir } = await checkpoint('bad-input', s));
-    model = (await loadModel(dir)) as MambaLM;
+    model = await loadLanguageModel(dir);
   });
   const code = async (p: Promise<unknown> | (() => unknown)): Promise<string> => {
     try {
@@ -134,13 +134,51 @@ describe('Mamba bad input', () => {
 
   test('state from another model or of another batch size', async () => {
     const other = await checkpoint('other', { ...s, D: 24 });
-    const m2 = (await loadModel(other.dir)) as MambaLM;
+    const m2 = await loadLanguageModel(other.dir);
     expect(await code(model.step([1], m2.newState(1)))).toMatch(/^E_SHAPE: .*state .* is not from this model/);
     expect(await code(model.step([1, 2], model.newState(3)))).toMatch(/^E_SHAPE: .*state holds 3 sequences, tokens have batch 2/);
     const st = model.newState(1);
     st.dispose();
     expect(await code(model.step([1], st))).toMatch(/^E_ARG: .*disposed/);
     expect(() => model.newState(0)).toThrow(expect.objectContaining({ code: 'E_ARG' }));
+  });
+
+  test('zeroSlot resets one sequence of a state; E_ARG outside [0, batch)', async () => {
+    // seen through the model: a zeroed slot steps like a fresh state, the other slot keeps its history
+    const st = model.newState(2), fresh = model.newState(2), kept = model.newState(2);
+    for (const s of [st, kept]) (await model.prefill([[1, 2, 3], [4, 5, 6]], s)).dispose();
+    await st.zeroSlot(0);
+    const got = await (await model.step([7, 8], st)).data();
+    const zero = await (await model.step([7, 8], fresh)).data();
+    const hist = await (await model.step([7, 8], kept)).data();
+    const V = got.length / 2;
+    expect(Array.from(got.subarray(0, V))).toEqual(Array.from(zero.subarray(0, V)));
+    expect(Array.from(got.subarray(V))).toEqual(Array.from(hist.subarray(V)));
+    expect(Array.from(got.subarray(0, V))).not.toEqual(Array.from(hist.subarray(0, V))); // the history mattered
+    for (const slot of [-1, 2, 0.5, NaN]) expect(await code(st.zeroSlot(slot))).toMatch(/^E_ARG: zeroSlot: slot .* is outside \[0, 2\)/);
+    [st, fresh, kept].forEach((s) => s.dispose());
+  });
+
+  test('loadLanguageModel / loadClassifier / loadModel({ kind }) refuse the other kind before reading weights', async () => {
+    const only = (name: string, cfg: object): string => {
+      const d = path.join(tmp, name);
+      fs.mkdirSync(d);
+      fs.writeFileSync(path.join(d, 'config.json'), JSON.stringify(cfg)); // no weights: they must not be looked at
+      return d;
+    };
+    const clf = only('classifier-config-only', { model_type: 'mambaout', depths: [1, 1, 1, 1], dims: [8, 16, 24, 32], num_classes: 10 });
+    const lm = only('mamba-config-only', JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')));
+    expect(await code(loadLanguageModel(clf))).toBe(`E_ARG: ${clf}: model_type "mambaout" is a MambaOutClassifier, not a language model (use loadClassifier or \`mambakit classify\` for image classifiers)`);
+    expect(await code(loadModel(clf, { kind: 'language' }))).toMatch(/^E_ARG: .*MambaOutClassifier, not a language model/);
+    expect(await code(loadClassifier(lm))).toBe(`E_ARG: ${lm}: model_type "mamba" is a MambaLM, not an image classifier (use loadLanguageModel or \`mambakit generate\` for language models)`);
+    expect(await code(loadModel(lm, { kind: 'classifier' }))).toMatch(/^E_ARG: .*"mamba" is a MambaLM, not an image classifier/);
+    expect(await code(loadModel(lm, { kind: 'image' as 'classifier' }))).toMatch(/^E_ARG: loadModel: kind must be 'language' or 'classifier', got "image"/);
+    // without weights, the matching kind gets as far as the checkpoint
+    expect(await code(loadLanguageModel(lm))).toMatch(/^E_FORMAT/);
+    const same = await loadModel(dir, { kind: 'language' });
+    expect(same.kind).toBe('language');
+    expect(same.modalityNames).toBeNull();
+    same.dispose();
   });
 
   test('missing or misshapen tensor, unknown model_type, missing config', async () => {

@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { MambaLM, Tensor, createServer, loadModel } from '../../lib';
+import { Tensor, createServer, loadLanguageModel, loadModel } from '../../lib';
 import { DEVICES } from '../helpers/backends';
 import { expectClose, expectEqual } from '../helpers/compare';
 import { MambaShape, Weights, randomMambaWeights, writeMambaCheckpoint } from '../helpers/mamba-ckpt';
@@ -39,7 +39,7 @@ const randMods = (s: MambaShape, B: number, T: number): number[][] => Array.from
 describe.each(DEVICES)('sparse Mamba models on %s', (device) => {
   test.each(SHAPES)('%s: forward equals float64, and prefill + step equal forward', async (name, s) => {
     const { dir, w } = await checkpoint(s);
-    const model = (await loadModel(dir, { device })) as MambaLM;
+    const model = await loadLanguageModel(dir, { device });
     expect(model.config.modelType).toBe(s.moe ? 'moe_mamba' : 'mixture_of_mamba');
     const T = 9, B = 2;
     const seqs = [Array.from(randInt(T, s.V)), Array.from(randInt(T, s.V))];
@@ -70,8 +70,8 @@ describe.each(DEVICES)('sparse Mamba models on %s', (device) => {
   test('bf16 weights stay within bf16 tolerance of f32 (MoE-Mamba and Mixture-of-Mamba)', async () => {
     for (const [, s] of [SHAPES[1], SHAPES[4]]) {
       const { dir } = await checkpoint(s);
-      const f32 = (await loadModel(dir, { device })) as MambaLM;
-      const bf16 = (await loadModel(dir, { device, dtype: 'bf16' })) as MambaLM;
+      const f32 = await loadLanguageModel(dir, { device });
+      const bf16 = await loadLanguageModel(dir, { device, dtype: 'bf16' });
       const seqs = [Array.from(randInt(7, s.V))];
       const mods = s.mom ? randMods(s, 1, 7) : undefined;
       expectClose(await rows(await bf16.forward(seqs, { modalities: mods })), await rows(await f32.forward(seqs, { modalities: mods })), 3e-2, 'bf16 vs f32');
@@ -83,10 +83,10 @@ describe.each(DEVICES)('sparse Mamba models on %s', (device) => {
   test('Mixture-of-Mamba with one modality, or with no modality-specific projection, gives exactly the dense logits', async () => {
     const dense: MambaShape = { ...base, L: 2, useBias: true };
     const w = randomMambaWeights(dense);
-    const d = (await loadModel((await checkpoint(dense, w)).dir, { device })) as MambaLM;
+    const d = await loadLanguageModel((await checkpoint(dense, w)).dir, { device });
     // the same numbers stored as [1, out, in] stacks, and as a 3-modality model that specializes nothing
-    const one = (await loadModel((await checkpoint({ ...dense, mom: { M: 1, specific: ['in_proj', 'x_proj', 'dt_proj', 'out_proj'] } }, w)).dir, { device })) as MambaLM;
-    const none = (await loadModel((await checkpoint({ ...dense, mom: { M: 3, specific: [] } }, w)).dir, { device })) as MambaLM;
+    const one = await loadLanguageModel((await checkpoint({ ...dense, mom: { M: 1, specific: ['in_proj', 'x_proj', 'dt_proj', 'out_proj'] } }, w)).dir, { device });
+    const none = await loadLanguageModel((await checkpoint({ ...dense, mom: { M: 3, specific: [] } }, w)).dir, { device });
     const seqs = [Array.from(randInt(13, dense.V)), Array.from(randInt(13, dense.V))];
     const ref = await rows(await d.forward(seqs));
     expectEqual(await rows(await one.forward(seqs)), ref, 'M = 1');
@@ -97,7 +97,7 @@ describe.each(DEVICES)('sparse Mamba models on %s', (device) => {
   test('a MoE block with one expert is the plain FFN', async () => {
     const s: MambaShape = { ...base, L: 2, moe: { layerTypes: ['mamba', 'moe'], experts: 1, topK: 1, F: 40, act: 'gelu' } };
     const { dir, w } = await checkpoint(s);
-    const model = (await loadModel(dir, { device })) as MambaLM;
+    const model = await loadLanguageModel(dir, { device });
     const seq = Array.from(randInt(6, s.V));
     // reference: the MoE block replaced by h + w_out · gelu(w_in · rmsnorm(h)), i.e. mambaRef with one expert (g = 1)
     const flat = new Float64Array(6 * s.V);
@@ -109,7 +109,7 @@ describe.each(DEVICES)('sparse Mamba models on %s', (device) => {
   test('input embeddings (e.g. image latents) in place of token ids: the embedding rows give the token logits', async () => {
     const s = SHAPES[4][1];
     const { dir, w } = await checkpoint(s);
-    const model = (await loadModel(dir, { device })) as MambaLM;
+    const model = await loadLanguageModel(dir, { device });
     const seq = Array.from(randInt(8, s.V));
     const mods = randMods(s, 1, 8);
     const emb = w['backbone.embeddings.weight'];
@@ -128,7 +128,7 @@ describe.each(DEVICES)('sparse Mamba models on %s', (device) => {
   test('generate runs on both sparse families, greedy output identical alone and batched', async () => {
     for (const [, s] of [SHAPES[0], SHAPES[4]]) {
       const { dir } = await checkpoint(s);
-      const model = (await loadModel(dir, { device })) as MambaLM;
+      const model = await loadLanguageModel(dir, { device });
       const prompts = [0, 1, 2].map(() => Array.from(randInt(5, s.V)));
       const modality = s.mom ? 'image' : undefined;
       const alone = [];
@@ -140,7 +140,7 @@ describe.each(DEVICES)('sparse Mamba models on %s', (device) => {
   });
 
   test('the HTTP server takes a modality for Mixture-of-Mamba requests (400 without one)', async () => {
-    const mom = (await loadModel((await checkpoint(SHAPES[4][1])).dir, { device })) as MambaLM;
+    const mom = await loadLanguageModel((await checkpoint(SHAPES[4][1])).dir, { device });
     const app = createServer(mom, { modelName: 'mom', maxBatch: 2, maxQueue: 2, maxPromptTokens: 32 });
     const base = await app.listen({ port: 0, host: '127.0.0.1' });
     const post = (body: unknown) => fetch(`${base}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -154,8 +154,8 @@ describe.each(DEVICES)('sparse Mamba models on %s', (device) => {
   });
 
   test('bad input: coded errors', async () => {
-    const mom = (await loadModel((await checkpoint(SHAPES[4][1])).dir, { device })) as MambaLM;
-    const moe = (await loadModel((await checkpoint(SHAPES[0][1])).dir, { device })) as MambaLM;
+    const mom = await loadLanguageModel((await checkpoint(SHAPES[4][1])).dir, { device });
+    const moe = await loadLanguageModel((await checkpoint(SHAPES[0][1])).dir, { device });
     await expect(mom.forward([[1, 2, 3]])).rejects.toMatchObject({ code: 'E_ARG', message: expect.stringContaining('modalities') });
     await expect(mom.forward([[1, 2, 3]], { modalities: [[0, 3, 1]] })).rejects.toMatchObject({ code: 'E_ARG', message: expect.stringContaining('[0, 1]') });
     await expect(mom.forward([[1, 2, 3]], { modalities: [[0, 'video', 1]] })).rejects.toMatchObject({ code: 'E_ARG' });

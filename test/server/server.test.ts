@@ -6,7 +6,7 @@ import * as path from 'path';
 
 import type { FastifyInstance } from 'fastify';
 
-import { MambaLM, createServer, loadModel } from '../../lib';
+import { MambaLM, createServer, loadLanguageModel } from '../../lib';
 import { MambaShape, randomMambaWeights, writeMambaCheckpoint } from '../helpers/mamba-ckpt';
 import { EOS, MERGES, byteLevelTokenizerJson } from '../helpers/tokenizer-fixture';
 
@@ -21,7 +21,7 @@ beforeAll(async () => {
   await writeMambaCheckpoint(tmp, S, randomMambaWeights(S));
   fs.writeFileSync(path.join(tmp, 'tokenizer.json'), JSON.stringify(byteLevelTokenizerJson()));
   fs.writeFileSync(path.join(tmp, 'tokenizer_config.json'), JSON.stringify({ eos_token: EOS }));
-  model = (await loadModel(tmp)) as MambaLM;
+  model = await loadLanguageModel(tmp);
   app = createServer(model, { modelName: 'tiny', maxBatch: 4, maxQueue: 2, maxPromptTokens: 64 });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
 });

@@ -6,8 +6,7 @@ import * as path from 'path';
 
 import sharp from 'sharp';
 
-import { loadModel } from '../../lib';
-import { MambaOutClassifier } from '../../lib/models/mambaout';
+import { loadClassifier } from '../../lib';
 import { randomMambaOutWeights, writeMambaOutCheckpoint } from '../helpers/mambaout-ckpt';
 
 const ROOT = path.join(__dirname, '../..');
@@ -26,7 +25,7 @@ afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 test('classify --json prints the top classes of each image, as classify() returns them', async () => {
   const out = execFileSync(process.execPath, [CLI, 'classify', '--model', path.join(tmp, 'm'), '--top-k', '3', '--json', a, b], { encoding: 'utf8' });
-  const model = (await loadModel(path.join(tmp, 'm'))) as MambaOutClassifier;
+  const model = await loadClassifier(path.join(tmp, 'm'));
   const expected = await model.classify([a, b], { topK: 3 });
   const got = JSON.parse(out) as { image: string; top: { label: string; index: number; probability: number }[] }[];
   expect(got.map((g) => g.image)).toEqual([a, b]);

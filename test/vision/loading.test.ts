@@ -6,7 +6,7 @@ import * as path from 'path';
 
 import sharp from 'sharp';
 
-import { Tensor, loadModel } from '../../lib';
+import { Tensor, loadClassifier, loadModel } from '../../lib';
 import { writeSafetensors } from '../../lib/io/safetensors';
 import { MambaOutClassifier } from '../../lib/models/mambaout';
 import { IMAGENET_CLASSES } from '../../lib/vision/imagenet-classes';
@@ -31,7 +31,7 @@ describe('loadModel + classify', () => {
   let model: MambaOutClassifier;
   beforeAll(async () => {
     dir = await ckpt(randomMambaOutWeights(TINYNET));
-    model = (await loadModel(dir)) as MambaOutClassifier;
+    model = await loadClassifier(dir);
   });
   afterAll(() => model.dispose());
 
@@ -71,7 +71,7 @@ describe('loadModel + classify', () => {
   test('label_names from config.json replace the ImageNet names', async () => {
     const s = { ...TINYNET, numClasses: 3 };
     const d = await ckpt(randomMambaOutWeights(s), s, { label_names: ['cat', 'dog', 'eel'] });
-    const m = (await loadModel(d)) as MambaOutClassifier;
+    const m = await loadClassifier(d);
     const [top] = await m.classify(await sharp({ create: { width: 40, height: 40, channels: 3, background: 'white' } }).png().toBuffer(), { topK: 10 });
     expect(top.map((r) => r.label).sort()).toEqual(['cat', 'dog', 'eel']);
     m.dispose();

@@ -5,9 +5,8 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { Tensor, loadModel } from '../../lib';
+import { Tensor, loadClassifier } from '../../lib';
 import { MAMBAOUT_VARIANTS, gatedHidden, mambaOutParams } from '../../lib/io/mambaout-config';
-import { MambaOutClassifier } from '../../lib/models/mambaout';
 import { GatedCNNBlock, GatedBlockWeights, benchGatedBlock } from '../../lib/vision/block';
 import { DEVICES } from '../helpers/backends';
 import { expectClose, maxRelError } from '../helpers/compare';
@@ -25,7 +24,7 @@ async function classifier(name: string, s: MambaOutShape, device: 'cpu' | 'cuda'
   const dir = path.join(tmp, name);
   const w = randomMambaOutWeights(s);
   await writeMambaOutCheckpoint(dir, s, w);
-  const model = (await loadModel(dir, { device, dtype })) as MambaOutClassifier;
+  const model = await loadClassifier(dir, { device, dtype });
   return { w, model, dir };
 }
 
@@ -73,15 +72,17 @@ describe.each(DEVICES)('MambaOut on %s', (device) => {
     model.dispose();
   });
 
-  test('bf16 weights stay within 1e-2 of the f32 model', async () => {
+  // 2e-2 as for the language models: over 7 runs of fresh random weights the error was 0.0064-0.0105
+  // (bf16 weights, and x rounded to bf16 in the AVX512-BF16 GEMM), so 1e-2 failed now and then.
+  test('bf16 weights stay within 2e-2 of the f32 model', async () => {
     const dir = path.join(tmp, `small-${device}`);
-    const f32 = (await loadModel(dir, { device })) as MambaOutClassifier;
-    const bf16 = (await loadModel(dir, { device, dtype: 'bf16' })) as MambaOutClassifier;
+    const f32 = await loadClassifier(dir, { device });
+    const bf16 = await loadClassifier(dir, { device, dtype: 'bf16' });
     expect(bf16.dtype).toBe('bf16');
     const px = Tensor.from(uniform(2 * 64 * 64 * 3, -2, 2), [2, 64, 64, 3], { device });
     const a = await (await f32.forward(px)).data(), b = await (await bf16.forward(px)).data();
     const e = maxRelError(b, a);
-    expect(e).toBeLessThan(1e-2);
+    expect(e).toBeLessThan(2e-2);
     expect(e).toBeGreaterThan(0); // the weights really were rounded
     f32.dispose();
     bf16.dispose();

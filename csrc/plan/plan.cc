@@ -1,0 +1,276 @@
+#include "plan/plan.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+
+namespace mk {
+
+// A decode step captured for one key (batch, state buffers, slots?, modality?, edits) with its own
+// inputs, workspace and output, so a replay touches exactly the memory it was captured with.
+struct Plan::Graph {
+  std::vector<uintptr_t> key;
+  CallInputs in;  // the capture's inputs: its own copies of input / modality / slots
+  Tensor out;
+  std::unique_ptr<Arena> ws;
+  void* exec = nullptr;
+  ~Graph() { gpu::graph_destroy(exec); }
+};
+
+namespace {
+
+constexpr size_t kMaxGraphs = 8;
+
+bool graphs_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("MAMBAKIT_CUDA_GRAPHS");
+    return !(e && std::string(e) == "0");
+  }();
+  return on;
+}
+
+std::string parts_desc(const std::vector<Tensor>& parts) {
+  std::string s;
+  for (size_t i = 0; i < parts.size() && i < 2; ++i) s += (i ? ", " : "") + (parts[i].storage ? parts[i].desc() : "-");
+  if (parts.size() > 2) s += ", … (" + std::to_string(parts.size()) + " tensors)";
+  return s;
+}
+
+}  // namespace
+
+Plan::~Plan() = default;
+
+Status Plan::finalize() {
+  if (!embed_ || !head_ || blocks_.empty()) return make_error(Code::ARG, family_ + ": a plan needs an embed, blocks and a head");
+  state_shapes_.clear();
+  pending_ = false;
+  for (auto& b : blocks_) {
+    const auto shapes = b->state_shapes();
+    b->state_base = shapes.empty() ? -1 : static_cast<int>(state_shapes_.size());
+    state_shapes_.insert(state_shapes_.end(), shapes.begin(), shapes.end());
+    pending_ = pending_ || b->uses_pending();
+  }
+  return Status::Ok();
+}
+
+Status Plan::new_state(int64_t slots, PlanState* out) const {
+  if (slots < 1) return make_error(Code::ARG, family_ + ": a state needs at least one slot");
+  if (!recurrent_) return make_error(Code::ARG, family_ + ": this model keeps no recurrent state");
+  Backend* be = nullptr;
+  MK_RETURN_IF_ERROR(backend_for(dev_, &be));
+  PlanState s;
+  s.slots = slots;
+  for (const Shape& per : state_shapes_) {
+    Shape shape{slots};
+    shape.insert(shape.end(), per.begin(), per.end());
+    Tensor t;
+    MK_RETURN_IF_ERROR(Tensor::create(dev_, DType::F32, shape, &t));
+    MK_RETURN_IF_ERROR(be->zero(t.raw(), t.nbytes()));
+    s.parts.push_back(std::move(t));
+  }
+  // no wait: the zeroing is queued on the device's one stream before any call that uses the state
+  *out = std::move(s);
+  return Status::Ok();
+}
+
+Status Plan::check_state(const PlanState& s) const {
+  if (s.disposed) return make_error(Code::ARG, family_ + ": state is disposed");
+  bool ok = s.parts.size() == state_shapes_.size() && s.slots >= 1;
+  for (size_t i = 0; ok && i < s.parts.size(); ++i) {
+    Shape want{s.slots};
+    want.insert(want.end(), state_shapes_[i].begin(), state_shapes_[i].end());
+    ok = s.parts[i].dtype == DType::F32 && s.parts[i].shape == want;
+  }
+  if (!ok) {
+    std::string want;
+    for (size_t i = 0; i < state_shapes_.size() && i < 2; ++i) want += (i ? ", " : "") + shape_str(state_shapes_[i]);
+    return make_error(Code::SHAPE, family_ + ": state (" + parts_desc(s.parts) + ") is not from this model (expects " +
+                                       std::to_string(state_shapes_.size()) + " tensors [S, ...] per slot " + want +
+                                       (state_shapes_.size() > 2 ? ", …" : "") + ")");
+  }
+  for (const Tensor& t : s.parts)
+    if (t.device() != dev_)
+      return make_error(Code::DEVICE, family_ + ": state on " + t.device().str() + ", model on " + dev_.str());
+  return Status::Ok();
+}
+
+Status Plan::zero_slot(const PlanState& s, int64_t slot) const {
+  MK_RETURN_IF_ERROR(check_state(s));
+  if (slot < 0 || slot >= s.slots)
+    return make_error(Code::ARG, family_ + ": slot " + std::to_string(slot) + " is outside [0, " + std::to_string(s.slots) + ")");
+  Backend* be = nullptr;
+  MK_RETURN_IF_ERROR(backend_for(dev_, &be));
+  for (const Tensor& t : s.parts) {
+    const size_t per = t.nbytes() / static_cast<size_t>(s.slots);
+    MK_RETURN_IF_ERROR(be->zero(static_cast<char*>(t.raw()) + static_cast<size_t>(slot) * per, per));
+  }
+  return be->finish("zero slot");
+}
+
+std::vector<Geometry> Plan::geometries(const Geometry& g) const {
+  std::vector<Geometry> out;
+  Geometry cur = g;
+  for (const auto& b : blocks_) out.push_back(cur = b->output(cur));
+  return out;
+}
+
+Status Plan::check_call(const CallInputs& in) const {
+  Geometry g;
+  MK_RETURN_IF_ERROR(embed_->check(in, &g));
+  const int64_t B = g.B;
+  const std::string fwd = family_ + (in.decode ? " step" : " forward");
+  if (in.decode && g.T() != 1)
+    return make_error(Code::SHAPE, family_ + " step: one token per sequence, got " + in.input.desc());
+  if (in.has_state) {
+    if (!recurrent_) return make_error(Code::ARG, fwd + ": this model keeps no recurrent state");
+    MK_RETURN_IF_ERROR(check_state(in.state));
+    if (!in.slots.storage && in.state.slots != B)
+      return make_error(Code::SHAPE, fwd + ": state holds " + std::to_string(in.state.slots) +
+                                         " sequences, tokens have batch " + std::to_string(B));
+  }
+  if (in.slots.storage) {
+    if (!in.has_state) return make_error(Code::ARG, fwd + ": slots given without a state");
+    if (in.slots.dtype != DType::I32 || in.slots.numel() != B || in.slots.device() != dev_)
+      return make_error(Code::SHAPE, fwd + ": slots must be i32 [B] on the model's device, got " + in.slots.desc());
+  }
+  const std::vector<Geometry> gs = geometries(g);
+  for (const Edit& e : in.edits) {
+    const int64_t n = static_cast<int64_t>(blocks_.size());
+    MK_RETURN_IF_ERROR(check_edit(e, n, dev_, e.after >= 0 && e.after < n ? gs[e.after].C : 0));
+  }
+  return Status::Ok();
+}
+
+size_t Plan::workspace_bytes(Backend& be, const CallInputs& in, const Geometry& g) const {
+  Arena a = Arena::counter();
+  RunCtx c{be, a, in, false};
+  int64_t stream = g.rows() * g.C;
+  bool alt = false;
+  for (const Geometry& o : geometries(g)) {
+    stream = std::max(stream, o.rows() * o.C);
+    alt = alt || o.rows() != g.rows() || o.C != g.C;
+  }
+  a.i32(1);  // flag
+  a.f32(stream);
+  if (pending_) a.f32(stream);
+  if (alt) a.f32(stream);
+  embed_->call_buffers(c, a);
+  const size_t base = a.mark();
+  size_t most = 0;
+  Geometry cur = g;
+  for (const auto& b : blocks_) {
+    a.release(base);
+    b->scratch(a, cur);
+    most = std::max(most, a.used());
+    cur = b->output(cur);
+  }
+  a.release(base);
+  head_->scratch(a, cur);
+  return std::max(most, a.used());
+}
+
+Status Plan::launch(RunCtx& c, const Geometry& g, float* out) const {
+  int64_t stream = g.rows() * g.C;
+  bool alt = false;
+  for (const Geometry& o : geometries(g)) {
+    stream = std::max(stream, o.rows() * o.C);
+    alt = alt || o.rows() != g.rows() || o.C != g.C;
+  }
+  c.flag = c.ws.i32(1);
+  Residual r;
+  r.g = g;
+  r.x = c.ws.f32(stream);
+  if (pending_) r.pending = c.ws.f32(stream);
+  if (alt) r.alt = c.ws.f32(stream);
+  embed_->call_buffers(c, c.ws);
+  if (c.ws.overflowed()) return make_error(Code::ARG, family_ + ": workspace overflow (a plan bug)");
+  MK_RETURN_IF_ERROR(embed_->run(c, r));
+  const size_t base = c.ws.mark();
+  for (size_t i = 0; i < blocks_.size(); ++i) {
+    const Geometry next = blocks_[i]->output(r.g);
+    MK_RETURN_IF_ERROR(blocks_[i]->run(c, r));
+    r.g = next;
+    if (c.ws.overflowed()) return make_error(Code::ARG, family_ + ": workspace overflow in a " + blocks_[i]->kind() + " block");
+    c.ws.release(base);
+    for (const Edit& e : c.in.edits)  // the edit point after block i
+      if (e.after == static_cast<int64_t>(i)) MK_RETURN_IF_ERROR(apply_edit(c.be, e, r));
+  }
+  MK_RETURN_IF_ERROR(head_->run(c, r, out));
+  if (c.ws.overflowed()) return make_error(Code::ARG, family_ + ": workspace overflow in the head");
+  return Status::Ok();
+}
+
+Status Plan::forward(const CallInputs& in, Tensor* out) const {
+  Geometry g;
+  MK_RETURN_IF_ERROR(embed_->check(in, &g));
+  Backend* be = nullptr;
+  MK_RETURN_IF_ERROR(backend_for(dev_, &be));
+  if (!in.edits.empty()) {
+    const std::vector<Geometry> gs = geometries(g);
+    for (const Edit& e : in.edits) MK_RETURN_IF_ERROR(check_edit_rows(*be, e, gs[e.after].rows()));
+  }
+  if (in.decode && in.has_state && dev_.is_cuda() && graphs_ && graphs_enabled() && embed_->graphable(in))
+    return decode_with_graph(in, g, out);
+  std::unique_ptr<Arena> ws;
+  MK_RETURN_IF_ERROR(arenas_.get(dev_, workspace_bytes(*be, in, g), &ws));
+  MK_RETURN_IF_ERROR(Tensor::create(dev_, DType::F32, head_->output_shape(g, in.last_only), out));
+  RunCtx c{*be, *ws, in, true};
+  const Status st = launch(c, g, out->ptr<float>());
+  arenas_.put(std::move(ws));  // stream-ordered: the next call may reuse it at once
+  MK_RETURN_IF_ERROR(st);
+  return be->finish((family_ + " forward").c_str());
+}
+
+Status Plan::decode_with_graph(const CallInputs& in, const Geometry& g, Tensor* out) const {
+  Backend* be = nullptr;
+  MK_RETURN_IF_ERROR(backend_for(dev_, &be));
+  std::vector<uintptr_t> key{static_cast<uintptr_t>(g.B), in.slots.storage ? 1u : 0u, in.modality.storage ? 1u : 0u};
+  for (const Tensor& t : in.state.parts) key.push_back(reinterpret_cast<uintptr_t>(t.raw()));
+  for (const Edit& e : in.edits)
+    for (uintptr_t v : {static_cast<uintptr_t>(e.after), static_cast<uintptr_t>(e.op), reinterpret_cast<uintptr_t>(e.rows.raw()),
+                        static_cast<uintptr_t>(e.rows.numel()), reinterpret_cast<uintptr_t>(e.values.raw()),
+                        static_cast<uintptr_t>(e.values.ndim())})
+      key.push_back(v);
+  std::lock_guard<std::mutex> lock(graph_mu_);
+  std::shared_ptr<Graph> gr;
+  for (size_t i = 0; i < graphs_cache_.size(); ++i)
+    if (graphs_cache_[i]->key == key) {
+      gr = graphs_cache_[i];
+      graphs_cache_.erase(graphs_cache_.begin() + static_cast<std::ptrdiff_t>(i));
+      break;
+    }
+  const bool fresh = !gr;
+  if (fresh) {
+    gr = std::make_shared<Graph>();
+    gr->key = key;
+    gr->in = in;
+    auto like = [&](const Tensor& t, Tensor* copy) { return Tensor::create(dev_, t.dtype, t.shape, copy); };
+    MK_RETURN_IF_ERROR(like(in.input, &gr->in.input));
+    if (in.modality.storage) MK_RETURN_IF_ERROR(like(in.modality, &gr->in.modality));
+    if (in.slots.storage) MK_RETURN_IF_ERROR(like(in.slots, &gr->in.slots));
+    MK_RETURN_IF_ERROR(Tensor::create(dev_, DType::F32, head_->output_shape(g, in.last_only), &gr->out));
+    gr->ws.reset(new Arena(Arena::counter()));
+    MK_RETURN_IF_ERROR(Arena::create(dev_, workspace_bytes(*be, gr->in, g), gr->ws.get()));
+  }
+  // the step's inputs go into the buffers the graph reads
+  MK_RETURN_IF_ERROR(be->copy(gr->in.input.raw(), in.input.raw(), in.input.nbytes()));
+  if (in.modality.storage) MK_RETURN_IF_ERROR(be->copy(gr->in.modality.raw(), in.modality.raw(), in.modality.nbytes()));
+  if (in.slots.storage) MK_RETURN_IF_ERROR(be->copy(gr->in.slots.raw(), in.slots.raw(), in.slots.nbytes()));
+  if (fresh) {
+    MK_RETURN_IF_ERROR(gpu::capture_begin(dev_.index));
+    RunCtx c{*be, *gr->ws, gr->in, false};
+    const Status s = launch(c, g, gr->out.ptr<float>());
+    const Status e = gpu::capture_end(dev_.index, &gr->exec);
+    MK_RETURN_IF_ERROR(s);
+    MK_RETURN_IF_ERROR(e);
+  }
+  MK_RETURN_IF_ERROR(gpu::graph_launch(dev_.index, gr->exec));
+  // the caller owns its output; the graph's buffer is overwritten by the next replay
+  MK_RETURN_IF_ERROR(Tensor::create(dev_, DType::F32, gr->out.shape, out));
+  MK_RETURN_IF_ERROR(be->copy(out->raw(), gr->out.raw(), out->nbytes()));
+  graphs_cache_.push_back(gr);
+  if (graphs_cache_.size() > kMaxGraphs) graphs_cache_.erase(graphs_cache_.begin());
+  return be->finish((family_ + " decode step (CUDA graph)").c_str());
+}
+
+}  // namespace mk

@@ -1,0 +1,120 @@
+// What a model is to the rest of mambakit: the scheduler, generate(), the server and the CLI depend on
+// these interfaces, not on Mamba. MambaLM is a RecurrentLM (its batching comes from RecurrentLMBase in
+// lib/generate/recurrent-base.ts); MambaOutClassifier is an ImageClassifier.
+import type { WeightDType } from '../dtype';
+import type { GenerateChunk, GenerateOptions, GenerateResult } from '../generate/request';
+import type { SchedulerOptions } from '../generate/scheduler';
+import type { Device, Tensor } from '../tensor';
+import type { Tokenizer } from '../tokenizer';
+import type { ImageInput, PreprocessOptions } from '../vision/preprocess';
+import type { ResidualEdit } from './edits';
+import type { ModalityBatch, TokenBatch } from './tokens';
+
+/** Per-call options of forward / prefill. */
+export interface LanguageModelCallOptions {
+  /**
+   * Modality id (or name from config.modality_names) per token: [B][T] for forward/prefill, [B] for
+   * step. Mixture-of-Mamba only; a model with one modality defaults to it.
+   */
+  modalities?: ModalityBatch;
+  /** Residual-stream edits applied after the given blocks, in the same native pass. */
+  edits?: readonly ResidualEdit[];
+}
+
+/** Which state sequence each row of a prefill / step uses: distinct, in [0, state.batch). */
+export interface SlotOptions {
+  slots?: readonly number[] | Int32Array;
+}
+
+/** Options of prefill(): modalities [B][T] and slots. */
+export type PrefillOptions = LanguageModelCallOptions & SlotOptions;
+
+/** Options of step(): slots and one modality (id or name) per sequence. */
+export interface StepOptions extends SlotOptions {
+  modalities?: readonly (number | string)[] | Int32Array;
+  /** Residual-stream edits of this step (rows = batch rows b). */
+  edits?: readonly ResidualEdit[];
+}
+
+/** Running and waiting requests of a model's batch scheduler, and its free state slots. */
+export interface BatchLoad {
+  running: number;
+  waiting: number;
+  freeSlots: number;
+}
+
+/** The recurrent state of `batch` sequences (slots 0 … batch − 1). */
+export interface RecurrentState {
+  readonly batch: number;
+  /** Resets one sequence's state to zero (E_ARG for a slot outside [0, batch)). */
+  zeroSlot(slot: number): Promise<void>;
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+/** A language model: token ids (or input embeddings) in, logits out; text generation with continuous batching. */
+export interface LanguageModel {
+  readonly kind: 'language';
+  /** config.json's model_type (e.g. 'mamba', 'moe_mamba', 'mixture_of_mamba'). */
+  readonly modelType: string;
+  readonly vocabSize: number;
+  readonly device: Device;
+  readonly dtype: WeightDType;
+  /** The checkpoint's tokenizer.json, when it has one. */
+  tokenizer: Tokenizer | null;
+  /** Logits for every position: [B, T, V]. No state is kept. */
+  forward(tokens: TokenBatch | Tensor, opts?: LanguageModelCallOptions): Promise<Tensor>;
+  /** Streams generated text for a prompt (text needs the tokenizer; token ids always work). */
+  generate(prompt: string | readonly number[], opts?: GenerateOptions): AsyncGenerator<GenerateChunk, GenerateResult>;
+  /** generate() run to the end: { text, tokens, finishReason, usage }. */
+  complete(prompt: string | readonly number[], opts?: GenerateOptions): Promise<GenerateResult>;
+  /** Sets the batch size limit (= state slots) and the waiting-queue bound; before or between uses. */
+  configureBatching(opts: SchedulerOptions): void;
+  /** Running and waiting requests of the batch scheduler. */
+  readonly load: BatchLoad;
+  /** Frees the weights (requests in flight end with E_ARG). */
+  dispose(): void;
+}
+
+/**
+ * A language model with a fixed-size recurrent state per sequence (Mamba): prompts are prefilled into
+ * a state, then one token per sequence is stepped. `S` is the model's own state type.
+ */
+export interface RecurrentLM<S extends RecurrentState = RecurrentState> extends LanguageModel {
+  /** A fresh (zero) state for `batch` sequences. */
+  newState(batch: number): S;
+  /** Runs the prompts through, advancing `state`; returns the last position's logits [B, V]. */
+  prefill(tokens: TokenBatch | Tensor, state: S, opts?: PrefillOptions): Promise<Tensor>;
+  /** One token per sequence ([B] ids), advancing `state`; returns logits [B, V]. */
+  step(tokenIds: readonly number[] | Int32Array, state: S, opts?: StepOptions): Promise<Tensor>;
+  /** The names of the model's modalities (ids are their indices), or null when it has none. */
+  readonly modalityNames: readonly string[] | null;
+  /** Whether calls need a modality per token (2+ modalities that change the computation). */
+  readonly usesModalities: boolean;
+}
+
+export interface Classification {
+  label: string;
+  index: number;
+  probability: number;
+}
+
+export interface ClassifyOptions extends PreprocessOptions {
+  /** Classes per image, most probable first (default 5). */
+  topK?: number;
+}
+
+/** An image classifier: normalized pixels in, class logits out. */
+export interface ImageClassifier {
+  readonly kind: 'classifier';
+  readonly device: Device;
+  readonly dtype: WeightDType;
+  /** One label per class index. */
+  readonly labels: readonly string[];
+  /** pixels f32 [B, H, W, 3] (normalized, channels last) → logits f32 [B, classes]. */
+  forward(pixels: Tensor): Promise<Tensor>;
+  /** Decodes, preprocesses and classifies a batch of images: the topK classes of each, most probable first. */
+  classify(images: ImageInput | readonly ImageInput[], opts?: ClassifyOptions): Promise<Classification[][]>;
+  /** Frees the weights. */
+  dispose(): void;
+}
