@@ -9,8 +9,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { MambaLM, Tensor, cudaAvailable, emptyCache, info, loadModel, memory, ops } from '../lib';
-import { f32ToBf16Bits } from '../lib/io/safetensors-write';
+import { Tensor, cudaAvailable, emptyCache, info, loadLanguageModel, memory, ops } from '../lib';
+import { f32ToBf16Bits } from '../lib/dtype';
 import { PKG_ROOT } from '../lib/native';
 import { MambaShape, mambaConfigJson, randomMambaWeights, tensorShapes } from '../test/helpers/mamba-ckpt';
 import { randInt, uniform } from '../test/helpers/random';
@@ -137,7 +137,7 @@ async function scanBench(B: number, T: number, E: number, N: number, reps: numbe
 async function benchModel(name: string, dir: string, s: MambaShape, dtype: DT, promptLen: number, steps: number, reps: number, copyGBs: number): Promise<ModelRow> {
   const base = memory()['cuda:0']?.bytes ?? 0;
   let t0 = now();
-  const model = (await loadModel(dir, { device: 'cuda', dtype })) as MambaLM;
+  const model = await loadLanguageModel(dir, { device: 'cuda', dtype });
   const loadS = now() - t0;
   const deviceBytes = (memory()['cuda:0']?.bytes ?? 0) - base;
   const wb = weightBytes(s, dtype);
@@ -187,7 +187,7 @@ async function benchModel(name: string, dir: string, s: MambaShape, dtype: DT, p
 async function spotCheck(dir: string, s: MambaShape, dtype: DT): Promise<number> {
   const prompt = tokens(64, s.V);
   const last = async (device: 'cpu' | 'cuda'): Promise<Float32Array> => {
-    const m = (await loadModel(dir, { device, dtype })) as MambaLM;
+    const m = await loadLanguageModel(dir, { device, dtype });
     try {
       using lg = await m.forward([prompt]);
       return ((await lg.data()) as Float32Array).slice((prompt.length - 1) * s.V);

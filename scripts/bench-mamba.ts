@@ -13,7 +13,7 @@ import { fork } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { MambaLM, Tensor, loadModel, memory, ops, setThreads } from '../lib';
+import { Tensor, loadLanguageModel, memory, ops, setThreads } from '../lib';
 import type { WeightDType } from '../lib';
 import { writeMambaGguf } from '../test/helpers/gguf';
 import { LlamaCpp, repoRoot } from '../test/helpers/llama-cpp';
@@ -98,7 +98,7 @@ function peakRss(): number {
 async function runMambakit(job: Job): Promise<MambakitResult> {
   setThreads(job.threads);
   const base = memory().cpu.bytes;
-  const model = (await loadModel(job.dir, { dtype: job.dtype })) as MambaLM;
+  const model = await loadLanguageModel(job.dir, { dtype: job.dtype });
   const live = memory().cpu.bytes - base;
   const peakAfterLoad = memory().cpu.peakBytes;
 

@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { MambaLM, createServer, loadModel, memory } from '../lib';
+import { createServer, loadLanguageModel, memory } from '../lib';
 import type { WeightDType } from '../lib';
 import { MambaShape, randomMambaWeights, writeMambaCheckpoint } from '../test/helpers/mamba-ckpt';
 import { arg, machine, writeResults } from './bench-util';
@@ -73,7 +73,7 @@ async function main(): Promise<void> {
     console.log(`writing a random ${shapeName} checkpoint to ${dir} …`);
     await writeMambaCheckpoint(dir, s, randomMambaWeights(s), { dtype: 'BF16' });
   }
-  const model = (await loadModel(dir, { dtype })) as MambaLM;
+  const model = await loadLanguageModel(dir, { dtype });
   const pps = arg('prefills-per-step', '');
   const app = createServer(model, { modelName: shapeName, maxBatch: Math.max(...streams), maxQueue: 1024, maxPrefillsPerStep: pps ? Number(pps) : undefined });
   const base = await app.listen({ port: 0, host: '127.0.0.1' });

@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { MambaOutClassifier, Tensor, benchGatedBlock, loadModel, setThreads, threads } from '../lib';
+import { MambaOutClassifier, Tensor, benchGatedBlock, loadClassifier, setThreads, threads } from '../lib';
 import type { WeightDType } from '../lib';
 import { MAMBAOUT_VARIANTS, mambaOutParams } from '../lib/io/mambaout-config';
 import { randomMambaOutWeights, writeMambaOutCheckpoint } from '../test/helpers/mambaout-ckpt';
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
     if (!v) throw new Error(`unknown variant '${variant}'`);
     const dir = await checkpoint(cache, variant);
     for (const dtype of dtypes) {
-      const model = (await loadModel(dir, { dtype })) as MambaOutClassifier;
+      const model = await loadClassifier(dir, { dtype });
       for (const batch of batches) {
         const times = await timeForward(model, batch, reps);
         const best = Math.min(...times), med = median(times);

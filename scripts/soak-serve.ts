@@ -6,7 +6,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { MambaLM, createServer, loadModel, memory } from '../lib';
+import { createServer, loadLanguageModel, memory } from '../lib';
 import { MambaShape, randomMambaWeights, writeMambaCheckpoint } from '../test/helpers/mamba-ckpt';
 import { arg, machine, writeResults } from './bench-util';
 
@@ -26,7 +26,7 @@ async function main(): Promise<void> {
   const abortShare = Number(arg('abort', '0.3'));
   const dir = path.resolve(arg('cache', 'bench/.cache'), `serve-${shapeName}`);
   if (!fs.existsSync(path.join(dir, 'config.json'))) await writeMambaCheckpoint(dir, s, randomMambaWeights(s), { dtype: 'BF16' });
-  const model = (await loadModel(dir, { dtype: 'bf16' })) as MambaLM;
+  const model = await loadLanguageModel(dir, { dtype: 'bf16' });
   const app = createServer(model, { modelName: shapeName, maxBatch: nStreams, maxQueue: 4 * nStreams });
   const base = await app.listen({ port: 0, host: '127.0.0.1' });
   const end = Date.now() + minutes * 60_000;
