@@ -83,6 +83,8 @@ export interface NativeModel {
   counters(): NativeTensor | null;
   /** The block kinds in order (e.g. 'mamba', 'moe', 'stem', 'gated_cnn', 'downsample'). */
   blocks(): string[];
+  /** Drops the plan (weights references, workspace arenas, captured graphs); later calls reject with E_ARG. */
+  dispose(): void;
 }
 
 interface Addon {
@@ -121,7 +123,9 @@ export const PKG_ROOT = packageRoot();
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const load = require('node-gyp-build') as (dir: string) => unknown;
-export const addon = load(PKG_ROOT) as Addon;
+// MAMBAKIT_ADDON=path/to/mambakit.node loads that build instead (the emulator build for `npm run test:emu`).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+export const addon = (process.env.MAMBAKIT_ADDON ? require(path.resolve(process.env.MAMBAKIT_ADDON)) : load(PKG_ROOT)) as Addon;
 
 /** Calls the addon, turning its errors (sync or async) into MambakitError. */
 export function call<T>(fn: () => T): T {

@@ -17,7 +17,10 @@ if (process.argv.includes('--if-needed') && !process.env.MAMBAKIT_BUILD_FROM_SOU
 const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
 // configure (always, so the CUDA switch applies even to an existing build/), then an incremental build
 const flag = `--CDMAMBAKIT_CUDA=${process.env.MAMBAKIT_CUDA === '0' ? 'OFF' : 'ON'}`;
-for (const step of [['configure', '--out', 'build', flag], ['build', '--out', 'build']]) {
+// --out DIR: another build folder (the emulator build uses build-emu/, so build/ keeps the real one)
+const at = process.argv.indexOf('--out');
+const out = at >= 0 ? process.argv[at + 1] : 'build';
+for (const step of [['configure', '--out', out, flag], ['build', '--out', out]]) {
   const r = spawnSync(process.execPath, [cmakeJs, ...step], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) process.exit(r.status === null ? 1 : r.status);
 }

@@ -11,9 +11,9 @@ function sources(kind) {
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     if (!line || line.startsWith('#')) continue;
-    const m = /^(cuda|nocuda):\s*(.+)$/.exec(line);
+    const m = /^(cuda|nocuda|emu):\s*(.+)$/.exec(line);
     if (!m) out.push(line);
-    else if ((m[1] === 'cuda') === (kind === 'cuda')) out.push(m[2]);
+    else if (m[1] !== 'emu' && (m[1] === 'cuda') === (kind === 'cuda')) out.push(m[2]); // emu: CMake's emulator build only
   }
   return out.map((s) => 'csrc/' + s);
 }

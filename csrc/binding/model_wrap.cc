@@ -157,16 +157,24 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   static Napi::Function define(Napi::Env env) {
     return DefineClass(env, "NativeModel",
                        {InstanceMethod<&ModelWrap::forward>("forward"), InstanceMethod<&ModelWrap::new_state>("newState"),
-                        InstanceMethod<&ModelWrap::counters>("counters"), InstanceMethod<&ModelWrap::blocks>("blocks")});
+                        InstanceMethod<&ModelWrap::counters>("counters"), InstanceMethod<&ModelWrap::blocks>("blocks"),
+                        InstanceMethod<&ModelWrap::dispose>("dispose")});
   }
   explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {}
   std::shared_ptr<const Plan> plan;
 
  private:
+  Status live() const { return plan ? Status::Ok() : make_error(Code::ARG, "model is disposed"); }
+  // Drops the plan (its workspace arenas and captured graphs); calls in flight keep their own reference.
+  Napi::Value dispose(const Napi::CallbackInfo& info) {
+    plan.reset();
+    return info.Env().Undefined();
+  }
   Napi::Value forward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     CallInputs in;
-    Status s = parse_call(env, info.Length() > 0 ? info[0] : env.Undefined(), &in);
+    Status s = live();
+    if (s.ok()) s = parse_call(env, info.Length() > 0 ? info[0] : env.Undefined(), &in);
     if (s.ok()) s = plan->check_call(in);
     if (!s.ok()) return rejected(env, s);
     return enqueue(env, std::make_unique<ForwardJob>(plan, std::move(in)));
@@ -175,8 +183,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     Napi::Env env = info.Env();
     const double n = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
     PlanState st;
-    Status s = n >= 1 && n == static_cast<int64_t>(n) ? plan->new_state(static_cast<int64_t>(n), &st)
-                                                       : make_error(Code::ARG, "newState(slots >= 1)");
+    Status s = live();
+    if (s.ok()) s = n >= 1 && n == static_cast<int64_t>(n) ? plan->new_state(static_cast<int64_t>(n), &st)
+                                                          : make_error(Code::ARG, "newState(slots >= 1)");
     if (!s.ok()) {
       to_js_error(env, s).ThrowAsJavaScriptException();
       return env.Undefined();
@@ -188,10 +197,12 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return o;
   }
   Napi::Value counters(const Napi::CallbackInfo& info) {
+    if (!plan) return info.Env().Null();
     const Tensor& c = plan->counters();
     return c.storage ? Napi::Value(TensorWrap::wrap(info.Env(), c)) : info.Env().Null();
   }
   Napi::Value blocks(const Napi::CallbackInfo& info) {
+    if (!plan) return Napi::Array::New(info.Env());
     Napi::Array a = Napi::Array::New(info.Env(), plan->blocks().size());
     for (uint32_t i = 0; i < plan->blocks().size(); ++i) a.Set(i, Napi::String::New(info.Env(), plan->blocks()[i]->kind()));
     return a;

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "cuda/check.h"
+#include "cuda/launch.cuh"
 #include "cuda/ssm.cuh"
 
 namespace mk::cuda {
@@ -73,7 +74,7 @@ template <int K>
 Status launch(const ConvParams& p, int64_t B, cudaStream_t s) {
   const dim3 grid(static_cast<unsigned>((p.E + kThreads - 1) / kThreads),
                   static_cast<unsigned>(B));
-  conv_kernel<K><<<grid, kThreads, 0, s>>>(p);
+  launch_kernel("conv_kernel", conv_kernel<K>, grid, kThreads, 0, s, p);
   return check_launch("causal_conv1d");
 }
 

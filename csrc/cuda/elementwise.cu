@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cuda/check.h"
+#include "cuda/launch.cuh"
 #include "cuda/kernels.h"
 
 namespace mk::cuda {
@@ -101,9 +102,9 @@ Status launch_binary(const char* name, const float* a, const float* b, float* y,
   if (!a || !b || !y) return make_error(Code::ARG, std::string(name) + ": null pointer");
   auto s = static_cast<cudaStream_t>(stream);
   if (nb == n)
-    binary_kernel<Op, false><<<grid_for(n), kThreads, 0, s>>>(a, b, y, n, nb);
+    launch_kernel("binary_kernel", binary_kernel<Op, false>, grid_for(n), kThreads, 0, s, a, b, y, n, nb);
   else
-    binary_kernel<Op, true><<<grid_for(n), kThreads, 0, s>>>(a, b, y, n, nb);
+    launch_kernel("binary_kernel", binary_kernel<Op, true>, grid_for(n), kThreads, 0, s, a, b, y, n, nb);
   return check_launch(name);
 }
 
@@ -111,13 +112,13 @@ template <typename S>
 Status launch_cast_from(const S* x, void* y, DType ydt, int64_t n, cudaStream_t s) {
   switch (ydt) {
     case DType::F32:
-      cast_kernel<<<grid_for(n), kThreads, 0, s>>>(x, static_cast<float*>(y), n);
+      launch_kernel("cast_kernel", cast_kernel<S, float>, grid_for(n), kThreads, 0, s, x, static_cast<float*>(y), n);
       break;
     case DType::F16:
-      cast_kernel<<<grid_for(n), kThreads, 0, s>>>(x, static_cast<__half*>(y), n);
+      launch_kernel("cast_kernel", cast_kernel<S, __half>, grid_for(n), kThreads, 0, s, x, static_cast<__half*>(y), n);
       break;
     case DType::BF16:
-      cast_kernel<<<grid_for(n), kThreads, 0, s>>>(x, static_cast<__nv_bfloat16*>(y), n);
+      launch_kernel("cast_kernel", cast_kernel<S, __nv_bfloat16>, grid_for(n), kThreads, 0, s, x, static_cast<__nv_bfloat16*>(y), n);
       break;
     default:
       return make_error(Code::DTYPE, std::string("cast: unsupported destination dtype ") +
@@ -142,9 +143,9 @@ Status unary(Unary op, const float* x, float* y, int64_t n, void* stream) {
   if (!x || !y) return make_error(Code::ARG, "unary: null pointer");
   auto s = static_cast<cudaStream_t>(stream);
   switch (op) {
-    case Unary::SILU: unary_kernel<SiluOp><<<grid_for(n), kThreads, 0, s>>>(x, y, n); break;
-    case Unary::SOFTPLUS: unary_kernel<SoftplusOp><<<grid_for(n), kThreads, 0, s>>>(x, y, n); break;
-    case Unary::GELU: unary_kernel<GeluOp><<<grid_for(n), kThreads, 0, s>>>(x, y, n); break;
+    case Unary::SILU: launch_kernel("unary_kernel", unary_kernel<SiluOp>, grid_for(n), kThreads, 0, s, x, y, n); break;
+    case Unary::SOFTPLUS: launch_kernel("unary_kernel", unary_kernel<SoftplusOp>, grid_for(n), kThreads, 0, s, x, y, n); break;
+    case Unary::GELU: launch_kernel("unary_kernel", unary_kernel<GeluOp>, grid_for(n), kThreads, 0, s, x, y, n); break;
     default:
       return make_error(Code::ARG, "unary: unknown op " + std::to_string(static_cast<int>(op)));
   }
@@ -191,7 +192,7 @@ Status row_add(float* y, int64_t ldy, const int32_t* rows, int64_t n, const floa
   if (n == 0) return Status::Ok();
   if (!y || !rows || !v) return make_error(Code::ARG, "row_add: null pointer");
   const unsigned blocks = static_cast<unsigned>(n < kMaxBlocks ? n : kMaxBlocks);
-  row_add_kernel<<<blocks, kThreads, 0, static_cast<cudaStream_t>(stream)>>>(y, ldy, rows, n, v, ldv, C);
+  launch_kernel("row_add_kernel", row_add_kernel, blocks, kThreads, 0, static_cast<cudaStream_t>(stream), y, ldy, rows, n, v, ldv, C);
   return check_launch("row_add");
 }
 

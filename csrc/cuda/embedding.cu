@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cuda/check.h"
+#include "cuda/launch.cuh"
 #include "cuda/kernels.h"
 
 namespace mk::cuda {
@@ -43,7 +44,7 @@ template <typename T>
 Status launch(const int32_t* ids, int64_t n, const void* table, int64_t V, int64_t D, float* y,
               int32_t* bad_flag, cudaStream_t s) {
   const unsigned blocks = static_cast<unsigned>(n < kMaxBlocks ? n : kMaxBlocks);
-  embedding_kernel<T><<<blocks, kThreads, 0, s>>>(ids, n, static_cast<const T*>(table), V, D, y,
+  launch_kernel("embedding_kernel", embedding_kernel<T>, blocks, kThreads, 0, s, ids, n, static_cast<const T*>(table), V, D, y,
                                                   bad_flag);
   return check_launch("embedding");
 }

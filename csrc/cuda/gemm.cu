@@ -31,6 +31,7 @@
 #include <utility>
 
 #include "cuda/check.h"
+#include "cuda/launch.cuh"
 #include "cuda/kernels.h"
 #include "cuda/sparse.cuh"
 #include "cuda/warp.cuh"
@@ -545,11 +546,9 @@ void launch_gemv_m(const float* x, int64_t ldx, const void* w, const float* bias
   const unsigned blocks = static_cast<unsigned>((N + kGemvWarps - 1) / kGemvWarps);
   const T* wt = static_cast<const T*>(w);
   if (vec)
-    gemv_kernel<T, MR, true, false>
-        <<<blocks, kGemvWarps * 32, 0, s>>>(x, ldx, wt, bias, y, ldy, N, K, Segs{});
+    launch_kernel("gemv_kernel", gemv_kernel<T, MR, true, false>, blocks, kGemvWarps * 32, 0, s, x, ldx, wt, bias, y, ldy, N, K, Segs{});
   else
-    gemv_kernel<T, MR, false, false>
-        <<<blocks, kGemvWarps * 32, 0, s>>>(x, ldx, wt, bias, y, ldy, N, K, Segs{});
+    launch_kernel("gemv_kernel", gemv_kernel<T, MR, false, false>, blocks, kGemvWarps * 32, 0, s, x, ldx, wt, bias, y, ldy, N, K, Segs{});
 }
 
 // Grouped GEMV: grid (N / kGemvWarps column blocks, G groups); rows in chunks of MR = 8 (the
@@ -564,10 +563,10 @@ void launch_grouped_gemv(const float* x, int64_t ldx, const void* w, const float
                   static_cast<unsigned>(seg.G));
   const T* wt = static_cast<const T*>(w);
   if (vec)
-    gemv_kernel<T, 8, true, true><<<grid, kGemvWarps * 32, 0, s>>>(x, ldx, wt, bias, y, ldy, N, K,
+    launch_kernel("gemv_kernel", gemv_kernel<T, 8, true, true>, grid, kGemvWarps * 32, 0, s, x, ldx, wt, bias, y, ldy, N, K,
                                                                    seg);
   else
-    gemv_kernel<T, 8, false, true><<<grid, kGemvWarps * 32, 0, s>>>(x, ldx, wt, bias, y, ldy, N,
+    launch_kernel("gemv_kernel", gemv_kernel<T, 8, false, true>, grid, kGemvWarps * 32, 0, s, x, ldx, wt, bias, y, ldy, N,
                                                                     K, seg);
 }
 
@@ -602,17 +601,17 @@ Status launch_tiled(dim3 grid, const float* x, int64_t ldx, const void* w, DType
   if (wdt == DType::F32) {
     const bool w_vec = aligned16(w) && K % 4 == 0;
     const bool y_vec = aligned16(y) && ldy % 4 == 0;
-    gemm_f32<kSeg><<<grid, sg::THREADS, 0, s>>>(x, ldx, static_cast<const float*>(w), bias, y, ldy,
+    launch_kernel("gemm_f32", gemm_f32<kSeg>, grid, sg::THREADS, 0, s, x, ldx, static_cast<const float*>(w), bias, y, ldy,
                                                 M, N, K, x_vec, w_vec, y_vec, seg);
     return check_launch((std::string(what) + " (f32)").c_str());
   }
   const bool w_vec = aligned16(w) && K % 8 == 0;
   const auto* wbits = static_cast<const uint16_t*>(w);
   if (wdt == DType::F16)
-    gemm_wmma<__half, kSeg><<<grid, wm::THREADS, 0, s>>>(x, ldx, wbits, bias, y, ldy, M, N, K,
+    launch_kernel("gemm_wmma", gemm_wmma<__half, kSeg>, grid, wm::THREADS, 0, s, x, ldx, wbits, bias, y, ldy, M, N, K,
                                                          x_vec, w_vec, seg);
   else
-    gemm_wmma<__nv_bfloat16, kSeg><<<grid, wm::THREADS, 0, s>>>(x, ldx, wbits, bias, y, ldy, M, N,
+    launch_kernel("gemm_wmma", gemm_wmma<__nv_bfloat16, kSeg>, grid, wm::THREADS, 0, s, x, ldx, wbits, bias, y, ldy, M, N,
                                                                 K, x_vec, w_vec, seg);
   return check_launch((std::string(what) + " (tensor core)").c_str());
 }

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "cuda/check.h"
+#include "cuda/launch.cuh"
 #include "cuda/kernels.h"
 #include "cuda/warp.cuh"
 
@@ -119,8 +120,7 @@ Status rmsnorm(const float* x, const float* residual, const float* w, float* y, 
   if (rows == 0) return Status::Ok();
   if (!x || !y || (residual && !sum_out))
     return make_error(Code::ARG, "rmsnorm: null pointer (sum_out is required with a residual)");
-  rmsnorm_kernel<<<blocks_for(rows), threads_for(D), 0, static_cast<cudaStream_t>(stream)>>>(
-      x, residual, w, y, sum_out, rows, D, eps);
+  launch_kernel("rmsnorm_kernel", rmsnorm_kernel, blocks_for(rows), threads_for(D), 0, static_cast<cudaStream_t>(stream), x, residual, w, y, sum_out, rows, D, eps);
   return check_launch("rmsnorm");
 }
 
@@ -129,8 +129,7 @@ Status layernorm(const float* x, const float* w, const float* b, float* y, int64
   MK_RETURN_IF_ERROR(check_rows("layernorm", rows, D));
   if (rows == 0) return Status::Ok();
   if (!x || !w || !y) return make_error(Code::ARG, "layernorm: null pointer (w is required)");
-  layernorm_kernel<<<blocks_for(rows), threads_for(D), 0, static_cast<cudaStream_t>(stream)>>>(
-      x, w, b, y, rows, D, eps);
+  launch_kernel("layernorm_kernel", layernorm_kernel, blocks_for(rows), threads_for(D), 0, static_cast<cudaStream_t>(stream), x, w, b, y, rows, D, eps);
   return check_launch("layernorm");
 }
 

@@ -22,6 +22,7 @@
 #include <string>
 
 #include "cuda/check.h"
+#include "cuda/launch.cuh"
 #include "cuda/sample.cuh"
 #include "cuda/warp.cuh"
 
@@ -259,8 +260,7 @@ Status sample(const float* logits, const int32_t* prev, int32_t* ids, float* log
   if (!logits || !ids || !logprob || !scratch) return make_error(Code::ARG, "sample: null pointer");
   const int threads = V >= 8192 ? 1024 : 256;
   const unsigned blocks = static_cast<unsigned>(B < kMaxBlocks ? B : kMaxBlocks);
-  sample_kernel<<<blocks, threads, 0, static_cast<cudaStream_t>(stream)>>>(
-      logits, P > 0 ? prev : nullptr, ids, logprob, scratch, B, static_cast<int>(V), P, p);
+  launch_kernel("sample_kernel", sample_kernel, blocks, threads, 0, static_cast<cudaStream_t>(stream), logits, P > 0 ? prev : nullptr, ids, logprob, scratch, B, static_cast<int>(V), P, p);
   return check_launch("sample");
 }
 

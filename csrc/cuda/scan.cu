@@ -18,6 +18,7 @@
 #include <string>
 
 #include "cuda/check.h"
+#include "cuda/launch.cuh"
 #include "cuda/ssm.cuh"
 
 namespace mk::cuda {
@@ -158,7 +159,7 @@ template <int kMaxN>
 Status launch(const ScanParams& p, int64_t B, cudaStream_t s) {
   const dim3 grid(static_cast<unsigned>((p.E + kChannels - 1) / kChannels),
                   static_cast<unsigned>(B));
-  scan_kernel<kMaxN><<<grid, Cfg<kMaxN>::kBlock, 0, s>>>(p);
+  launch_kernel("scan_kernel", scan_kernel<kMaxN>, grid, Cfg<kMaxN>::kBlock, 0, s, p);
   return check_launch("selective_scan");
 }
 

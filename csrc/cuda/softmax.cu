@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cuda/check.h"
+#include "cuda/launch.cuh"
 #include "cuda/kernels.h"
 #include "cuda/warp.cuh"
 
@@ -103,8 +104,7 @@ Status softmax(const float* x, float* y, int64_t rows, int64_t D, void* stream) 
                                      " D=" + std::to_string(D));
   if (rows == 0) return Status::Ok();
   if (!x || !y) return make_error(Code::ARG, "softmax: null pointer");
-  softmax_kernel<<<blocks_for(rows), threads_for(D), 0, static_cast<cudaStream_t>(stream)>>>(
-      x, y, rows, D);
+  launch_kernel("softmax_kernel", softmax_kernel, blocks_for(rows), threads_for(D), 0, static_cast<cudaStream_t>(stream), x, y, rows, D);
   return check_launch("softmax");
 }
 
@@ -114,8 +114,7 @@ Status argmax(const float* x, int32_t* y, int64_t rows, int64_t D, void* stream)
                                      " D=" + std::to_string(D) + " (1 <= D <= 2^31-1)");
   if (rows == 0) return Status::Ok();
   if (!x || !y) return make_error(Code::ARG, "argmax: null pointer");
-  argmax_kernel<<<blocks_for(rows), threads_for(D), 0, static_cast<cudaStream_t>(stream)>>>(
-      x, y, rows, static_cast<int>(D));
+  launch_kernel("argmax_kernel", argmax_kernel, blocks_for(rows), threads_for(D), 0, static_cast<cudaStream_t>(stream), x, y, rows, static_cast<int>(D));
   return check_launch("argmax");
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cuda/check.h"
+#include "cuda/launch.cuh"
 #include "cuda/sparse.cuh"
 #include "cuda/warp.cuh"
 
@@ -113,7 +114,7 @@ template <int J>
 void launch_router(const float* logits, int64_t T, int64_t G, int64_t k, bool renorm, int32_t* ids,
                    float* weights, int32_t* counts, cudaStream_t s) {
   const unsigned blocks = static_cast<unsigned>((T + kRouterWarps - 1) / kRouterWarps);
-  router_kernel<J><<<blocks, kRouterWarps * 32, 0, s>>>(logits, T, static_cast<int>(G),
+  launch_kernel("router_kernel", router_kernel<J>, blocks, kRouterWarps * 32, 0, s, logits, T, static_cast<int>(G),
                                                         static_cast<int>(k), renorm, ids, weights,
                                                         counts);
 }
@@ -305,8 +306,7 @@ Status group_sort(const int32_t* gid, int64_t rows, int64_t k, int64_t G, int32_
   if (!offsets || (n > 0 && (!gid || !src || !pos)))
     return make_error(Code::ARG, "group_sort: null pointer");
   // n == 0 still launches: the kernel writes offsets[0..G] = 0 (no host-side memset needed).
-  group_sort_kernel<<<1, kSortThreads, 0, static_cast<cudaStream_t>(stream)>>>(
-      gid, n, static_cast<int>(k), static_cast<int>(G), offsets, src, pos, bad_flag);
+  launch_kernel("group_sort_kernel", group_sort_kernel, 1, kSortThreads, 0, static_cast<cudaStream_t>(stream), gid, n, static_cast<int>(k), static_cast<int>(G), offsets, src, pos, bad_flag);
   return check_launch("group_sort");
 }
 
@@ -321,10 +321,9 @@ Status combine(const float* y, int64_t ldy, const int32_t* pos, const float* wei
   auto s = static_cast<cudaStream_t>(stream);
   const bool vec = D % 4 == 0 && ldy % 4 == 0 && ldo % 4 == 0 && aligned16(y) && aligned16(out);
   if (vec)
-    combine_kernel<true><<<ew_grid(T * (D / 4)), kEwThreads, 0, s>>>(
-        y, ldy, pos, weights, T, static_cast<int>(k), D, out, ldo);
+    launch_kernel("combine_kernel", combine_kernel<true>, ew_grid(T * (D / 4)), kEwThreads, 0, s, y, ldy, pos, weights, T, static_cast<int>(k), D, out, ldo);
   else
-    combine_kernel<false><<<ew_grid(T * D), kEwThreads, 0, s>>>(y, ldy, pos, weights, T,
+    launch_kernel("combine_kernel", combine_kernel<false>, ew_grid(T * D), kEwThreads, 0, s, y, ldy, pos, weights, T,
                                                                  static_cast<int>(k), D, out, ldo);
   return check_launch("combine");
 }
@@ -336,7 +335,7 @@ Status swiglu(float* x, int64_t ld, int64_t n, int64_t F, void* stream) {
                                      " (ld >= 2F)");
   if (n == 0) return Status::Ok();
   if (!x) return make_error(Code::ARG, "swiglu: null pointer");
-  swiglu_kernel<<<ew_grid(n * F), kEwThreads, 0, static_cast<cudaStream_t>(stream)>>>(x, ld, n, F);
+  launch_kernel("swiglu_kernel", swiglu_kernel, ew_grid(n * F), kEwThreads, 0, static_cast<cudaStream_t>(stream), x, ld, n, F);
   return check_launch("swiglu");
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cuda/check.h"
+#include "cuda/launch.cuh"
 #include "cuda/vision.cuh"
 
 namespace mk::cuda {
@@ -98,7 +99,7 @@ Status conv3x3s2(const float* x, const float* w, const float* bias, float* y, in
   if (!x || !w || !y) return bad("conv3x3s2", "null pointer");
   const int64_t Ho = (H + 1) / 2, Wo = (W + 1) / 2, n = B * Ho * Wo * Co;
   if (n == 0) return Status::Ok();
-  conv3x3s2_kernel<<<grid_for(n), kThreads, 0, st(stream)>>>(x, w, bias, y, B, H, W, Ci, Co, Ho, Wo);
+  launch_kernel("conv3x3s2_kernel", conv3x3s2_kernel, grid_for(n), kThreads, 0, st(stream), x, w, bias, y, B, H, W, Ci, Co, Ho, Wo);
   return check_launch("conv3x3s2");
 }
 
@@ -108,7 +109,7 @@ Status dwconv7(const float* x, int64_t ldx, const float* w, const float* bias, f
   if (!x || !w || !y) return bad("dwconv7", "null pointer");
   const int64_t n = B * H * W * C;
   if (n == 0) return Status::Ok();
-  dwconv7_kernel<<<grid_for(n), kThreads, 0, st(stream)>>>(x, ldx, w, bias, y, ldy, B, H, W, C);
+  launch_kernel("dwconv7_kernel", dwconv7_kernel, grid_for(n), kThreads, 0, st(stream), x, ldx, w, bias, y, ldy, B, H, W, C);
   return check_launch("dwconv7");
 }
 
@@ -117,7 +118,7 @@ Status gelu_gate(const float* a, int64_t lda, const float* b, int64_t ldb, float
   if (rows < 0 || n < 0 || lda < n || ldy < n || (b && ldb < n)) return bad("gelu_gate", "bad sizes or strides");
   if (rows * n == 0) return Status::Ok();
   if (!a || !y) return bad("gelu_gate", "null pointer");
-  gelu_gate_kernel<<<grid_for(rows * n), kThreads, 0, st(stream)>>>(a, lda, b, ldb, y, ldy, rows, n);
+  launch_kernel("gelu_gate_kernel", gelu_gate_kernel, grid_for(rows * n), kThreads, 0, st(stream), a, lda, b, ldb, y, ldy, rows, n);
   return check_launch("gelu_gate");
 }
 
@@ -125,7 +126,7 @@ Status mean_pool(const float* x, float* y, int64_t B, int64_t P, int64_t C, void
   if (B < 0 || P < 1 || C < 1) return bad("mean_pool", "bad sizes");
   if (B == 0) return Status::Ok();
   if (!x || !y) return bad("mean_pool", "null pointer");
-  mean_pool_kernel<<<grid_for(B * C), kThreads, 0, st(stream)>>>(x, y, B, P, C);
+  launch_kernel("mean_pool_kernel", mean_pool_kernel, grid_for(B * C), kThreads, 0, st(stream), x, y, B, P, C);
   return check_launch("mean_pool");
 }
 

@@ -256,6 +256,7 @@ export class MambaLM extends RecurrentLMBase<ModelState> {
   /** Frees the weights (and the batch scheduler's state pool: requests in flight end with E_ARG). */
   override dispose(): void {
     super.dispose();
+    this.#native.dispose();
     this.#weights.forEach((t) => t.dispose());
   }
 }

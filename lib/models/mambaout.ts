@@ -87,6 +87,7 @@ export class MambaOutClassifier implements ImageClassifier {
 
   /** Frees the weights. */
   dispose(): void {
+    this.#native.dispose();
     this.#weights.forEach((t) => t.dispose());
   }
 }

@@ -59,6 +59,8 @@ export class GatedCNNBlock {
   }
 
   dispose(): void {
+    this.#plans.forEach((p) => p.dispose());
+    this.#plans.clear();
     Object.values(this.#weights).forEach((t) => t.dispose());
   }
 }
