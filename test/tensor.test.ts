@@ -25,7 +25,7 @@ describe.each(DEVICES)('Tensor on %s', (device) => {
 
   test('shape, size, nbytes, empty and scalar tensors', async () => {
     const t = Tensor.from([1, 2, 3, 4, 5, 6], [2, 3], { device });
-    expect([t.shape, t.size, t.nbytes, t.dtype, t.device]).toEqual([[2, 3], 6, 24, 'f32', device]);
+    expect([t.shape, t.size, t.nbytes, t.dtype, t.device]).toEqual([[2, 3], 6, 24, 'f32', device === 'cuda' ? 'cuda:0' : device]); // 'cuda' is named with its index
     const empty = Tensor.from(new Float32Array(0), [0, 4], { device });
     expect((await (await ops.silu(empty)).data()).length).toBe(0);
     expect(Array.from(await Tensor.from([3], [], { device }).data())).toEqual([3]);

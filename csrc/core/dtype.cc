@@ -48,6 +48,7 @@ uint16_t f32_to_f16(float f) {
 }
 
 void convert_host(const void* src, DType sdt, void* dst, DType ddt, int64_t n) {
+  if (n <= 0) return;  // (memcpy from a null source is undefined even for 0 bytes)
   if (sdt == ddt) {
     std::memcpy(dst, src, static_cast<size_t>(n) * dtype_size(sdt));
     return;

@@ -166,6 +166,13 @@ __device__ __forceinline__ bool seg_tile(const Segs& s, int bm, int64_t N, int64
 
 // ---- GEMV (M <= 8) ------------------------------------------------------------------------------
 
+// x as the tensor-core GEMM sees it: rounded to the weights' half type (f32 weights: as is). The GEMV
+// rounds x the same way, so a row's result does not depend on whether its batch took the GEMV
+// (M <= 8) or the wmma kernel (found by running the batching test under the SIMT emulator).
+__device__ __forceinline__ float as_input(float v, float) { return v; }
+__device__ __forceinline__ float as_input(float v, __half) { return __half2float(__float2half_rn(v)); }
+__device__ __forceinline__ float as_input(float v, __nv_bfloat16) { return __bfloat162float(__float2bfloat16_rn(v)); }
+
 constexpr int kGemvWarps = 4;   // warps (= output columns) per block
 constexpr int kGemvUnroll = 4;  // 16-byte W loads in flight per lane
 
@@ -231,8 +238,8 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
 #pragma unroll
             for (int h = 0; h < V / 4; ++h) {
               const float4 t = xv[h];
-              acc[m] += wf[4 * h] * t.x + wf[4 * h + 1] * t.y + wf[4 * h + 2] * t.z +
-                        wf[4 * h + 3] * t.w;
+              acc[m] += wf[4 * h] * as_input(t.x, T()) + wf[4 * h + 1] * as_input(t.y, T()) +
+                        wf[4 * h + 2] * as_input(t.z, T()) + wf[4 * h + 3] * as_input(t.w, T());
             }
           }
         }
@@ -241,7 +248,7 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
       for (int64_t k = lane; k < K; k += 32) {
         const float wf = to_f32(wrow[k]);
 #pragma unroll
-        for (int m = 0; m < MR; ++m) acc[m] += wf * xrow(m)[k];
+        for (int m = 0; m < MR; ++m) acc[m] += wf * as_input(xrow(m)[k], T());
       }
     }
 

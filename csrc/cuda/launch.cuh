@@ -20,3 +20,11 @@ inline void launch_kernel(const char* name, void (*kernel)(P...), dim3 grid, dim
 }
 
 }  // namespace mk::cuda
+
+// Dynamic shared memory inside a kernel (`smem` bytes of the launch). nvcc: extern __shared__; the
+// emulator: this launch's buffer (256-byte aligned, 0xFF-filled per block, ASan-checked at its end).
+#ifdef MAMBAKIT_CUDA_EMU
+#define MK_DYNAMIC_SHARED(type, name) type* const name = static_cast<type*>(::mk::emu::detail::g_cur.dyn_smem)
+#else
+#define MK_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif

@@ -76,16 +76,15 @@ export function softmaxRef(x: ArrayLike<number>, rows: number, D: number): Float
 }
 
 /**
- * Whether a bf16-weight GEMM on `device` rounds x to bf16 before multiplying: every one on a CPU with
- * the AVX512-BF16 path (runtime info().bf16Gemm); references round x the same way.
+ * x as a GEMM with `wdt` weights on `device` multiplies it, for references: on a CPU with the
+ * AVX512-BF16 path (runtime info().bf16Gemm) a bf16-weight GEMM rounds x to bf16; on CUDA a half-weight
+ * GEMM rounds x to the weights' type on every path (tensor cores, and the GEMV the same way, so a
+ * row's result does not depend on its batch).
  */
-export function bf16GemmRoundsX(device: string): boolean {
-  return device === 'cpu' && info().bf16Gemm === 'avx512bf16';
-}
-
-/** x with every value rounded to bf16 when `round`, else x itself. */
-export function maybeBf16(x: ArrayLike<number>, round: boolean): ArrayLike<number> {
-  return round ? Float64Array.from(x, roundBf16) : x;
+export function gemmInputs(x: ArrayLike<number>, wdt: 'f32' | 'f16' | 'bf16', device: string): ArrayLike<number> {
+  if (device === 'cpu') return wdt === 'bf16' && info().bf16Gemm === 'avx512bf16' ? Float64Array.from(x, roundBf16) : x;
+  if (wdt === 'f32') return x;
+  return Float64Array.from(x, wdt === 'bf16' ? roundBf16 : roundF16);
 }
 
 // bf16 / f16 rounding (nearest even), to build references from the values the kernels really see.

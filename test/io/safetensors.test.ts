@@ -60,7 +60,7 @@ describe.each(DEVICES)('safetensors round trips on %s', (device) => {
     }
     const load = async (name: string, dtype?: 'f32' | 'f16' | 'bf16'): Promise<Tensor> => {
       const t = await loadTensor(file, h.tensors.get(name)!, { dtype, device });
-      expect(t.device).toBe(device);
+      expect(t.device).toBe(device === 'cuda' ? 'cuda:0' : device); // 'cuda' is named with its index
       return t;
     };
     const f16 = Float32Array.from(x, roundF16);

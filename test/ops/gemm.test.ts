@@ -2,7 +2,7 @@ import { Tensor, info, ops } from '../../lib';
 import { DEVICES } from '../helpers/backends';
 import { expectClose } from '../helpers/compare';
 import { uniform } from '../helpers/random';
-import { bf16GemmRoundsX, gemmRef, maybeBf16 } from '../helpers/ref';
+import { gemmInputs, gemmRef } from '../helpers/ref';
 
 // Shapes reach every path: GEMV rows (M ≤ 8), dot-product tiles (8 < M ≤ 48: N not a multiple of 3,
 // M of 4), packed tiles with ragged edges, K not a multiple of 8.
@@ -30,10 +30,10 @@ describe.each(DEVICES)('gemm on %s', (device) => {
         expect(y.shape).toEqual([M, N]);
         expect(y.dtype).toBe('f32');
         // The reference sees the weights as stored (rounded to the half type), and x as the kernel
-        // does (rounded to bf16 on the CPU's AVX512-BF16 path).
-        const xs = maybeBf16(await x.data(), wdt === 'bf16' && bf16GemmRoundsX(device));
+        // does (gemmInputs: rounded to bf16 on the CPU's AVX512-BF16 path, to the half type on CUDA).
+        const xs = gemmInputs(await x.data(), wdt, device);
         const ref = gemmRef(xs, await w.data(), b ? await b.data() : null, M, N, K);
-        const tol = device !== 'cpu' && wdt !== 'f32' ? 1e-2 : 2e-5;
+        const tol = 2e-5;
         expectClose(await y.data(), ref, tol, `gemm ${device} ${wdt} M=${M} N=${N} K=${K} bias=${withBias}`);
         for (const t of [x, w, b, y]) t?.dispose();
       }
