@@ -77,7 +77,7 @@ class CudaBackend final : public Backend {
     if (!verify || !flag) return Status::Ok();
     int32_t bad = 0;
     MK_RETURN_IF_ERROR(gpu::copy_d2h(dev_, &bad, flag, sizeof bad));
-    if (bad) return make_error(Code::ARG, "a group id is outside [0, " + std::to_string(G) + ")");
+    if (bad) return make_error(Code::ARG, "group_sort: a group id is outside [0, " + std::to_string(G) + ")");
     return Status::Ok();
   }
   Status grouped_gemm(const float* x, int64_t ldx, const int32_t* src, const Tensor& w, const float* bias,

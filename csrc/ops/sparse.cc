@@ -59,11 +59,9 @@ Status sort(const OpCall& c) {
   const int64_t k = g.ndim() == 2 ? g.dim(1) : 1;
   Tensor flag;  // the CUDA kernel's out-of-range flag, read back at once (verify)
   if (g.device().is_cuda()) MK_RETURN_IF_ERROR(Tensor::create(g.device(), DType::I32, {1}, &flag));
-  const Status st = c.be.group_sort(g.ptr<int32_t>(), g.dim(0), k, c.out[0].numel() - 1, c.out[0].ptr<int32_t>(),
-                                    c.out[1].ptr<int32_t>(), c.out[2].ptr<int32_t>(),
-                                    flag.storage ? flag.ptr<int32_t>() : nullptr, true);
-  if (!st.ok() && g.device().is_cuda()) return make_error(st.code, "group_sort: " + st.message);
-  return st;
+  return c.be.group_sort(g.ptr<int32_t>(), g.dim(0), k, c.out[0].numel() - 1, c.out[0].ptr<int32_t>(),
+                         c.out[1].ptr<int32_t>(), c.out[2].ptr<int32_t>(), flag.storage ? flag.ptr<int32_t>() : nullptr,
+                         true);
 }
 
 Status check_grouped(const Inputs& in, const Attrs& a, std::vector<OutSpec>* out) {

@@ -141,19 +141,25 @@ Status Plan::check_call(const CallInputs& in) const {
   return Status::Ok();
 }
 
-size_t Plan::workspace_bytes(Backend& be, const CallInputs& in, const Geometry& g) const {
-  Arena a = Arena::counter();
-  RunCtx c{be, a, in, false};
+void Plan::stream_buffers(Arena& a, const Geometry& g, int32_t** flag, Residual* r) const {
   int64_t stream = g.rows() * g.C;
   bool alt = false;
   for (const Geometry& o : geometries(g)) {
     stream = std::max(stream, o.rows() * o.C);
     alt = alt || o.rows() != g.rows() || o.C != g.C;
   }
-  a.i32(1);  // flag
-  a.f32(stream);
-  if (pending_) a.f32(stream);
-  if (alt) a.f32(stream);
+  *flag = a.i32(1);
+  r->g = g;
+  r->x = a.f32(stream);
+  if (pending_) r->pending = a.f32(stream);
+  if (alt) r->alt = a.f32(stream);
+}
+
+size_t Plan::workspace_bytes(Backend& be, const CallInputs& in, const Geometry& g) const {
+  Arena a = Arena::counter();
+  RunCtx c{be, a, in, false};
+  Residual r;
+  stream_buffers(a, g, &c.flag, &r);
   embed_->call_buffers(c, a);
   const size_t base = a.mark();
   size_t most = 0;
@@ -170,18 +176,8 @@ size_t Plan::workspace_bytes(Backend& be, const CallInputs& in, const Geometry& 
 }
 
 Status Plan::launch(RunCtx& c, const Geometry& g, float* out) const {
-  int64_t stream = g.rows() * g.C;
-  bool alt = false;
-  for (const Geometry& o : geometries(g)) {
-    stream = std::max(stream, o.rows() * o.C);
-    alt = alt || o.rows() != g.rows() || o.C != g.C;
-  }
-  c.flag = c.ws.i32(1);
   Residual r;
-  r.g = g;
-  r.x = c.ws.f32(stream);
-  if (pending_) r.pending = c.ws.f32(stream);
-  if (alt) r.alt = c.ws.f32(stream);
+  stream_buffers(c.ws, g, &c.flag, &r);
   embed_->call_buffers(c, c.ws);
   if (c.ws.overflowed()) return make_error(Code::ARG, family_ + ": workspace overflow (a plan bug)");
   MK_RETURN_IF_ERROR(embed_->run(c, r));

@@ -149,6 +149,9 @@ class Plan {
  private:
   struct Graph;
   size_t workspace_bytes(Backend& be, const CallInputs& in, const Geometry& g) const;
+  // The call's flag and stream buffers (x, pending, alt), sized for the largest geometry (launch and
+  // workspace_bytes both take them through this).
+  void stream_buffers(Arena& a, const Geometry& g, int32_t** flag, Residual* r) const;
   std::vector<Geometry> geometries(const Geometry& g) const;  // the stream after each block
   // Queues embed → blocks (+ edits) → head on `be` with no allocation and no host sync unless
   // c.verify: a decode step can be captured.
