@@ -7,7 +7,7 @@ export type { ErrorCode } from './errors';
 export * as ops from './ops';
 export { memory, emptyCache, setThreads, threads, gpus, cudaAvailable, synchronize, info } from './runtime';
 export type { MemoryStats, GpuInfo, RuntimeInfo } from './runtime';
-export { loadModel, loadLanguageModel, loadClassifier } from './models/load';
+export { loadModel, loadLanguageModel, loadClassifier, loadDiffusionModel } from './models/load';
 export type { LoadModelOptions, Model, ModelKind } from './models/load';
 export type {
   LanguageModel, RecurrentLM, RecurrentState, ImageClassifier,
@@ -31,3 +31,9 @@ export type { GatedBlockWeights, GatedBlockBenchOptions } from './vision/block';
 export { preprocessImages } from './vision/preprocess';
 export type { ImageInput, PreprocessOptions } from './vision/preprocess';
 export * as visionOps from './vision/ops';
+// LLaDA / MMaDA (masked diffusion)
+export { LladaLM } from './models/llada';
+export type { DiffusionLM, DiffusionOutput, DiffusionPrompt, DiffusionStepView } from './models/interfaces';
+export type { DiffusionOptions, DiffusionCache, Remasking } from './diffusion/options';
+export type { DiffusionStep, DiffusionResult } from './diffusion/sampler';
+export type { LladaConfig } from './io/llada-config';

@@ -73,12 +73,22 @@ export interface NativeCall {
   slots?: NativeTensor | null;
   mode: 'forward' | 'prefill' | 'step';
   edits?: NativeEdit[];
+  /** Attention models: the tokens sit at positions [offset, offset + T) of the state's K/V cache. */
+  offset?: number;
+  /** Attention models: keys [0, keys) of the cache are attended (default offset + T). */
+  keys?: number;
+  /** Attention models: f32 [B, keys] added to every score (−Infinity drops a key: padding). */
+  keyBias?: NativeTensor | null;
+  /** mode 'forward': logits only for positions [logitsFrom, logitsFrom + logitsCount) of each row. */
+  logitsFrom?: number;
+  logitsCount?: number;
 }
 
 /** A native model plan (one per loaded model): embed → blocks → head, built by csrc/models/ from a config and weights. */
 export interface NativeModel {
   forward(call: NativeCall): Promise<NativeTensor>;
-  newState(slots: number): NativeState;
+  /** A zeroed state for `slots` sequences; attention models need `context` (positions per sequence). */
+  newState(slots: number, context?: number): NativeState;
   /** The plan's monitoring counters (MoE: tokens per expert, i32 [moe blocks, experts]), or null. */
   counters(): NativeTensor | null;
   /** The block kinds in order (e.g. 'mamba', 'moe', 'stem', 'gated_cnn', 'downsample'). */

@@ -217,3 +217,25 @@ export function groupedGemm(
 export function combine(y: Tensor, pos: Tensor, weights?: Tensor): Promise<Tensor> {
   return one('combine', [y, pos, weights]);
 }
+
+/**
+ * Bidirectional multi-head attention (no causal mask): o[b, t, h] = softmax_j(scale·q·k[slot, j] + bias[b, j])·v.
+ * q f32 [B, Tq, H, hd]; k, v [S, Tk, KVH, hd] in f32/bf16/f16 (a K/V cache: row b reads slot `slots[b]`, or b),
+ * H a multiple of KVH (grouped K/V heads); bias f32 [B, Tk] added to the scores (−Infinity drops a key, e.g.
+ * padding). scale defaults to 1/√hd. A query whose every key is dropped gets zeros.
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, opts: { bias?: Tensor; slots?: Tensor; scale?: number } = {}): Promise<Tensor> {
+  return one('attention', [q, k, v, opts.bias, opts.slots], opts.scale === undefined ? {} : { scale: opts.scale });
+}
+
+/**
+ * LLaDA's rotary embedding (half-split `rotate_half`, angle p·θ^(−2i/hd)) on q and k at positions pos0 + t; returns
+ * the rotated q and K/V caches [B, pos0 + T, KVH, hd] holding the rotated k and v at those positions (zeros before).
+ */
+export async function ropeKv(
+  q: Tensor, k: Tensor, v: Tensor, opts: { theta?: number; pos0?: number; kvDtype?: Extract<DType, 'f32' | 'f16' | 'bf16'> } = {},
+): Promise<{ q: Tensor; kCache: Tensor; vCache: Tensor }> {
+  const kvDtype = { f32: 0, f16: 1, bf16: 2 }[opts.kvDtype ?? 'f32'];
+  const [qr, kc, vc] = await run('rope_kv', [q, k, v], { theta: opts.theta ?? 10000, pos0: opts.pos0 ?? 0, kv_dtype: kvDtype });
+  return { q: qr, kCache: kc, vCache: vc };
+}

@@ -59,3 +59,29 @@ describe('mambakit generate', () => {
     expect(r.stderr).toMatch(/E_ARG: --temperature must be a number/);
   });
 });
+
+describe('mambakit diffuse', () => {
+  let dir: string;
+  beforeAll(async () => {
+    const { FIXTURE_VOCAB, writeLladaCheckpoint } = await import('./helpers/llada-ckpt');
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mambakit-cli-llada-'));
+    await writeLladaCheckpoint(dir, { D: 32, H: 2, KVH: 2, L: 1, F: 48, V: FIXTURE_VOCAB + 2, maskId: FIXTURE_VOCAB + 1, dtype: 'f32' });
+  });
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  test('prints the text of model.generate with the same options, and the forward passes on stderr', async () => {
+    const { loadModel } = await import('../lib');
+    const model = await loadModel(dir, { kind: 'diffusion' });
+    const expected = await model.generate('hi there', { genLength: 8, blockLength: 4, steps: 4, cache: 'prefix' });
+    model.dispose();
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/lib/cli/main.js'), 'diffuse', '--model', dir, '--gen-length', '8',
+      '--block-length', '4', '--steps', '4', '--cache', 'prefix', 'hi there'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(`${expected.text}\n`);
+    expect(r.stderr).toContain(`${expected.nfe} forward passes`);
+    const bad = spawnSync(process.execPath, [path.join(ROOT, 'dist/lib/cli/main.js'), 'diffuse', '--model', dir, '--gen-length', '6',
+      '--block-length', '4', 'hi'], { encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/E_ARG: diffusion: genLength 6 is not a multiple of blockLength 4/);
+  });
+});

@@ -12,7 +12,7 @@ const BAD = path.join(ROOT, 'test', '__consumer_bad__.ts');
 const SNIPPETS: Record<string, string> = {
   [OK]: `
 import { createServer, loadClassifier, loadLanguageModel, loadModel } from '../lib';
-import type { ImageClassifier, LanguageModel, RecurrentLM, RecurrentState, WeightDType } from '../lib';
+import type { DiffusionLM, ImageClassifier, LanguageModel, RecurrentLM, RecurrentState, WeightDType } from '../lib';
 
 export async function readme(): Promise<void> {
   const model = await loadLanguageModel('./mamba-130m-hf', { device: 'cpu', dtype: 'bf16', onProgress: (done, total) => {} });
@@ -32,7 +32,15 @@ export async function readme(): Promise<void> {
 
   const m = await loadModel('./some-model');
   if (m.kind === 'language') m.newState(1).dispose();
-  else await m.classify('cat.jpg');
+  else if (m.kind === 'classifier') await m.classify('cat.jpg');
+  else await m.generate([1, 2, 3], { genLength: 8 });
+
+  const dlm = await loadModel('./llada', { kind: 'diffusion' });
+  const d: DiffusionLM = dlm;
+  const out = await d.generate('2 + 2 =', { genLength: 64, blockLength: 32, steps: 64, cache: 'dual', threshold: 0.9 });
+  const text: string | null = out.text;
+  for await (const step of d.steps(['hi'], { genLength: 32 })) void step.ids[0];
+  void [text, createServer(d)];
 
   const lm = await loadModel('./lm', { kind: 'language' });
   const recurrent: RecurrentLM = lm;

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "core/act.h"
+#include "core/attn.h"
 #include "core/sample.h"
 #include "core/ssm.h"
 #include "core/tensor.h"
@@ -50,6 +51,10 @@ class Backend {
   // ---- Mamba (core/ssm.h) -------------------------------------------------------------------
   virtual Status causal_conv1d(const ConvArgs& a) = 0;
   virtual Status selective_scan(const ScanArgs& a) = 0;
+
+  // ---- attention (core/attn.h) -------------------------------------------------------------
+  virtual Status attention(const AttnArgs& a) = 0;
+  virtual Status rope_kv(const RopeArgs& a) = 0;
 
   // ---- sparse (cpu/sparse.h) ----------------------------------------------------------------
   virtual Status router_topk(const float* logits, int64_t T, int64_t G, int64_t k, bool renorm, int32_t* ids,

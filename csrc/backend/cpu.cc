@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "backend/backend.h"
+#include "cpu/attn.h"
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
 #include "cpu/sample.h"
@@ -71,6 +72,14 @@ class CpuBackend final : public Backend {
   }
   Status selective_scan(const ScanArgs& a) override {
     cpu::selective_scan(a);
+    return Status::Ok();
+  }
+  Status attention(const AttnArgs& a) override {
+    if (a.B * a.Tq > 0) cpu::attention(a);
+    return Status::Ok();
+  }
+  Status rope_kv(const RopeArgs& a) override {
+    if (a.B * a.T > 0) cpu::rope_kv(a);
     return Status::Ok();
   }
   Status router_topk(const float* l, int64_t T, int64_t G, int64_t k, bool renorm, int32_t* ids, float* w,

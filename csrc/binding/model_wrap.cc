@@ -3,7 +3,8 @@
 //               weights {checkpoint name: tensor}, device) -> NativeModel
 //   NativeModel.forward({ input, modality?, state?, slots?, mode: 'forward' | 'prefill' | 'step',
 //                         edits?: [{ after, op: 'add', rows, values }] }) -> Promise<tensor>
-//   NativeModel.newState(slots) -> NativeState { slots, zeroSlot(slot) -> Promise<void>, dispose() }
+//   (attention models also: offset?, keys?, keyBias?, logitsFrom?, logitsCount?)
+//   NativeModel.newState(slots, context?) -> NativeState { slots, zeroSlot(slot) -> Promise<void>, dispose() }
 //   NativeModel.counters() -> tensor | null;  NativeModel.blocks() -> block kinds
 // This file only unwraps arguments, maps errors and queues work: every model check is the plan's.
 #include <cmath>
@@ -131,6 +132,24 @@ Status parse_call(Napi::Env env, Napi::Value v, CallInputs* in) {
     return make_error(Code::ARG, "forward: mode must be 'forward', 'prefill' or 'step', got '" + mode + "'");
   in->last_only = mode != "forward";
   in->decode = mode == "step";
+  // attention models: where the tokens sit in the state's K/V cache, how many keys they see, and
+  // which positions get logits (every check is the plan's)
+  const auto integer = [&](const char* key, int64_t dflt, int64_t* out) -> Status {
+    Napi::Value x = o.Get(key);
+    if (!present(x)) return (*out = dflt, Status::Ok());
+    const double d = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : -1.5;
+    if (!(std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9e15))
+      return make_error(Code::ARG, std::string("forward: ") + key + " must be an integer");
+    *out = static_cast<int64_t>(d);
+    return Status::Ok();
+  };
+  MK_RETURN_IF_ERROR(integer("offset", 0, &in->pos0));
+  MK_RETURN_IF_ERROR(integer("keys", 0, &in->keys));
+  MK_RETURN_IF_ERROR(integer("logitsFrom", 0, &in->head_from));
+  MK_RETURN_IF_ERROR(integer("logitsCount", -1, &in->head_count));
+  if (in->last_only && (in->head_from != 0 || in->head_count != -1))
+    return make_error(Code::ARG, "forward: logitsFrom / logitsCount are for mode 'forward'");
+  if (present(o.Get("keyBias"))) MK_RETURN_IF_ERROR(TensorWrap::unwrap(env, o.Get("keyBias"), "keyBias", &in->key_bias));
   Napi::Value ev = o.Get("edits");
   if (!present(ev)) return Status::Ok();
   if (!ev.IsArray()) return make_error(Code::ARG, "forward: edits must be an array");
@@ -180,10 +199,13 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value new_state(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const double n = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
+    const double ctx = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
     PlanState st;
     Status s = live();
-    if (s.ok()) s = n >= 1 && n == static_cast<int64_t>(n) ? plan->new_state(static_cast<int64_t>(n), &st)
-                                                          : make_error(Code::ARG, "newState(slots >= 1)");
+    if (s.ok())
+      s = n >= 1 && n == static_cast<int64_t>(n) && n < 1e9 && ctx >= 0 && ctx == static_cast<int64_t>(ctx) && ctx < 1e9
+              ? plan->new_state(static_cast<int64_t>(n), static_cast<int64_t>(ctx), &st)
+              : make_error(Code::ARG, "newState(slots >= 1, context? >= 0)");
     if (!s.ok()) {
       to_js_error(env, s).ThrowAsJavaScriptException();
       return env.Undefined();

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "models/prenorm.h"
+
 namespace mk {
 
 // ---- TokenEmbed ---------------------------------------------------------------------------------
@@ -53,14 +55,6 @@ Status TokenEmbed::run(RunCtx& c, Residual& r) const {
 }
 
 namespace {
-
-// x̂ = RMSNorm(stream) into xn; folds a pending block output into x on the way.
-Status prenorm(RunCtx& c, Residual& r, const Tensor& w, float* xn, float eps) {
-  const int64_t rows = r.g.rows(), D = r.g.C;
-  if (!r.has_pending) return c.be.rmsnorm(r.x, nullptr, w.ptr<float>(), xn, nullptr, rows, D, eps);
-  r.has_pending = false;
-  return c.be.rmsnorm(r.pending, r.x, w.ptr<float>(), xn, r.x, rows, D, eps);
-}
 
 const float* opt(const Tensor& t) { return t.storage ? t.ptr<float>() : nullptr; }
 
@@ -147,9 +141,10 @@ Status MoeFfn::run(RunCtx& c, Residual& r) const {
 
 // ---- LmHead -------------------------------------------------------------------------------------
 
-Shape LmHead::output_shape(const Geometry& g, bool last_only) const {
+Shape LmHead::output_shape(const Geometry& g, const CallInputs& in) const {
   const int64_t V = w_.dim(0);
-  return last_only ? Shape{g.B, V} : Shape{g.B, g.T(), V};
+  if (in.last_only) return Shape{g.B, V};
+  return Shape{g.B, in.head_count > 0 ? in.head_count : g.T(), V};
 }
 
 Status LmHead::run(RunCtx& c, Residual& r, float* out) const {
@@ -157,6 +152,12 @@ Status LmHead::run(RunCtx& c, Residual& r, float* out) const {
   float* xn = c.ws.f32(r.g.rows() * D);
   MK_RETURN_IF_ERROR(prenorm(c, r, norm_, xn, eps_));
   if (c.in.last_only) return c.be.gemm(xn + (T - 1) * D, T * D, w_, nullptr, out, V, B);
+  if (c.in.head_count > 0 && c.in.head_count < T) {  // a span of each row: one GEMM per row
+    for (int64_t b = 0; b < B; ++b)
+      MK_RETURN_IF_ERROR(c.be.gemm(xn + (b * T + c.in.head_from) * D, D, w_, nullptr, out + b * c.in.head_count * V, V,
+                                   c.in.head_count));
+    return Status::Ok();
+  }
   return c.be.gemm(xn, D, w_, nullptr, out, V, B * T);
 }
 

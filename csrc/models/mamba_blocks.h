@@ -54,7 +54,7 @@ class MambaMixer final : public Block {
   const char* kind() const override { return "mamba"; }
   void scratch(Arena& a, const Geometry& g) const override { (void)bufs(a, g.rows()); }
   Status run(RunCtx& c, Residual& r) const override;
-  std::vector<Shape> state_shapes() const override { return {{d_.K - 1, d_.E}, {d_.N, d_.E}}; }
+  std::vector<Shape> state_shapes(int64_t) const override { return {{d_.K - 1, d_.E}, {d_.N, d_.E}}; }
   bool uses_pending() const override { return true; }
 
  private:
@@ -93,11 +93,12 @@ class MoeFfn final : public Block {
   int32_t* counts_;
 };
 
-// logits = RMSNorm(stream) · norm_f · lm_headᵀ, for every position or the last of each row.
+// logits = RMSNorm(stream) · norm_f · lm_headᵀ, for every position, the last of each row, or the
+// positions [head_from, head_from + head_count) of each row.
 class LmHead final : public Head {
  public:
   LmHead(Tensor norm, Tensor lm_head, float eps) : norm_(std::move(norm)), w_(std::move(lm_head)), eps_(eps) {}
-  Shape output_shape(const Geometry& g, bool last_only) const override;
+  Shape output_shape(const Geometry& g, const CallInputs& in) const override;
   void scratch(Arena& a, const Geometry& g) const override { a.f32(g.rows() * g.C); }
   Status run(RunCtx& c, Residual& r, float* out) const override;
 

@@ -94,7 +94,7 @@ class PooledHead final : public Head {
   PooledHead(LayerNormW norm, Tensor fc1, Tensor fc1_b, LayerNormW norm2, Tensor fc2, Tensor fc2_b, float eps)
       : norm_(std::move(norm)), fc1_(std::move(fc1)), fc1_b_(std::move(fc1_b)), norm2_(std::move(norm2)),
         fc2_(std::move(fc2)), fc2_b_(std::move(fc2_b)), eps_(eps) {}
-  Shape output_shape(const Geometry& g, bool) const override { return {g.B, fc2_.dim(0)}; }
+  Shape output_shape(const Geometry& g, const CallInputs&) const override { return {g.B, fc2_.dim(0)}; }
   void scratch(Arena& a, const Geometry& g) const override;
   Status run(RunCtx& c, Residual& r, float* out) const override;
 
@@ -109,7 +109,7 @@ class PooledHead final : public Head {
 // The stream as it is: [B, H, W, C].
 class StreamOutput final : public Head {
  public:
-  Shape output_shape(const Geometry& g, bool) const override { return {g.B, g.H, g.W, g.C}; }
+  Shape output_shape(const Geometry& g, const CallInputs&) const override { return {g.B, g.H, g.W, g.C}; }
   void scratch(Arena&, const Geometry&) const override {}
   Status run(RunCtx& c, Residual& r, float* out) const override;
 };

@@ -42,25 +42,38 @@ Plan::~Plan() = default;
 
 Status Plan::finalize() {
   if (!embed_ || !head_ || blocks_.empty()) return make_error(Code::ARG, family_ + ": a plan needs an embed, blocks and a head");
-  state_shapes_.clear();
+  state_parts_ = 0;
   pending_ = false;
   for (auto& b : blocks_) {
-    const auto shapes = b->state_shapes();
-    b->state_base = shapes.empty() ? -1 : static_cast<int>(state_shapes_.size());
-    state_shapes_.insert(state_shapes_.end(), shapes.begin(), shapes.end());
+    const int64_t n = static_cast<int64_t>(b->state_shapes(1).size());
+    b->state_base = n == 0 ? -1 : static_cast<int>(state_parts_);
+    state_parts_ += n;
     pending_ = pending_ || b->uses_pending();
   }
   return Status::Ok();
 }
 
-Status Plan::new_state(int64_t slots, PlanState* out) const {
+std::vector<Shape> Plan::state_shapes(int64_t context) const {
+  std::vector<Shape> out;
+  for (const auto& b : blocks_) {
+    const auto shapes = b->state_shapes(context);
+    out.insert(out.end(), shapes.begin(), shapes.end());
+  }
+  return out;
+}
+
+Status Plan::new_state(int64_t slots, int64_t context, PlanState* out) const {
   if (slots < 1) return make_error(Code::ARG, family_ + ": a state needs at least one slot");
   if (!recurrent_) return make_error(Code::ARG, family_ + ": this model keeps no recurrent state");
+  if (positional_ && (context < 1 || context > max_positions_))
+    return make_error(Code::ARG, family_ + ": a state of this model needs a context length in [1, " + std::to_string(max_positions_) +
+                                     "] (positions per sequence), got " + std::to_string(context));
   Backend* be = nullptr;
   MK_RETURN_IF_ERROR(backend_for(dev_, &be));
   PlanState s;
   s.slots = slots;
-  for (const Shape& per : state_shapes_) {
+  s.context = positional_ ? context : 0;
+  for (const Shape& per : state_shapes(s.context)) {
     Shape shape{slots};
     shape.insert(shape.end(), per.begin(), per.end());
     Tensor t;
@@ -75,7 +88,8 @@ Status Plan::new_state(int64_t slots, PlanState* out) const {
 
 Status Plan::check_state(const PlanState& s) const {
   if (s.disposed) return make_error(Code::ARG, family_ + ": state is disposed");
-  bool ok = s.parts.size() == state_shapes_.size() && s.slots >= 1;
+  const std::vector<Shape> state_shapes_ = state_shapes(s.context);
+  bool ok = s.parts.size() == state_shapes_.size() && s.slots >= 1 && (s.context > 0) == positional_;
   for (size_t i = 0; ok && i < s.parts.size(); ++i) {
     Shape want{s.slots};
     want.insert(want.end(), state_shapes_[i].begin(), state_shapes_[i].end());
@@ -132,6 +146,27 @@ Status Plan::check_call(const CallInputs& in) const {
     if (!in.has_state) return make_error(Code::ARG, fwd + ": slots given without a state");
     if (in.slots.dtype != DType::I32 || in.slots.numel() != B || in.slots.device() != dev_)
       return make_error(Code::SHAPE, fwd + ": slots must be i32 [B] on the model's device, got " + in.slots.desc());
+  }
+  if (!positional_ && (in.pos0 != 0 || in.keys != 0 || in.key_bias.storage))
+    return make_error(Code::ARG, fwd + ": offset, keys and keyBias are for attention models");
+  if (positional_) {
+    const int64_t T = g.T(), Tk = in.key_count(T);
+    const int64_t ctx = in.has_state ? in.state.context : std::min(T, max_positions_);
+    if (in.pos0 < 0 || in.keys < 0 || in.pos0 + T > ctx || Tk > ctx || (!in.has_state && (in.pos0 != 0 || Tk != T)))
+      return make_error(Code::ARG, fwd + ": tokens at positions [" + std::to_string(in.pos0) + ", " + std::to_string(in.pos0 + T) +
+                                       ") attending to keys [0, " + std::to_string(Tk) + ") do not fit " +
+                                       (in.has_state ? "the state's context of " + std::to_string(ctx) + " positions"
+                                                     : std::string("a call without a state (offset 0, keys = T = ") + std::to_string(T) + ")"));
+    if (in.key_bias.storage &&
+        (in.key_bias.dtype != DType::F32 || in.key_bias.shape != Shape{B, Tk} || in.key_bias.device() != dev_))
+      return make_error(Code::SHAPE, fwd + ": keyBias must be f32 [" + std::to_string(B) + ", " + std::to_string(Tk) +
+                                         "] on the model's device, got " + in.key_bias.desc());
+  }
+  if (in.head_count != -1 || in.head_from != 0) {
+    const int64_t T = g.T();
+    if (in.head_from < 0 || in.head_count < 1 || in.head_from + in.head_count > T)
+      return make_error(Code::ARG, fwd + ": logits rows [" + std::to_string(in.head_from) + ", " +
+                                       std::to_string(in.head_from + in.head_count) + ") outside the " + std::to_string(T) + " positions");
   }
   const std::vector<Geometry> gs = geometries(g);
   for (const Edit& e : in.edits) {
@@ -209,7 +244,7 @@ Status Plan::forward(const CallInputs& in, Tensor* out) const {
     return decode_with_graph(in, g, out);
   std::unique_ptr<Arena> ws;
   MK_RETURN_IF_ERROR(arenas_.get(dev_, workspace_bytes(*be, in, g), &ws));
-  MK_RETURN_IF_ERROR(Tensor::create(dev_, DType::F32, head_->output_shape(g, in.last_only), out));
+  MK_RETURN_IF_ERROR(Tensor::create(dev_, DType::F32, head_->output_shape(g, in), out));
   RunCtx c{*be, *ws, in, true};
   const Status st = launch(c, g, out->ptr<float>());
   arenas_.put(std::move(ws));  // stream-ordered: the next call may reuse it at once
@@ -244,7 +279,7 @@ Status Plan::decode_with_graph(const CallInputs& in, const Geometry& g, Tensor* 
     MK_RETURN_IF_ERROR(like(in.input, &gr->in.input));
     if (in.modality.storage) MK_RETURN_IF_ERROR(like(in.modality, &gr->in.modality));
     if (in.slots.storage) MK_RETURN_IF_ERROR(like(in.slots, &gr->in.slots));
-    MK_RETURN_IF_ERROR(Tensor::create(dev_, DType::F32, head_->output_shape(g, in.last_only), &gr->out));
+    MK_RETURN_IF_ERROR(Tensor::create(dev_, DType::F32, head_->output_shape(g, in), &gr->out));
     gr->ws.reset(new Arena(Arena::counter()));
     MK_RETURN_IF_ERROR(Arena::create(dev_, workspace_bytes(*be, gr->in, g), gr->ws.get()));
   }

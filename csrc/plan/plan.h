@@ -41,6 +41,7 @@ struct Residual {
 struct PlanState {
   std::vector<Tensor> parts;
   int64_t slots = 0;
+  int64_t context = 0;  // positions per slot of attention K/V caches (0: the plan has none)
   bool disposed = false;
 };
 
@@ -54,7 +55,14 @@ struct CallInputs {
   Tensor slots;          // i32 [B] batch row -> state slot, or empty (slot b = row b)
   bool decode = false;   // one token per row, recurrent update (prefill otherwise)
   bool last_only = false;  // the head reads only the last position of each row
+  // the head reads positions [head_from, head_from + head_count) of each row (count -1: all)
+  int64_t head_from = 0, head_count = -1;
+  // Attention plans: the input's tokens sit at positions [pos0, pos0 + T) of the state's K/V cache
+  // and attend to the cached keys [0, keys) (0: pos0 + T); without a state pos0 = 0, keys = T.
+  int64_t pos0 = 0, keys = 0;
+  Tensor key_bias;       // f32 [B, keys] added to every score (-inf: padding), or empty
   std::vector<Edit> edits;
+  int64_t key_count(int64_t T) const { return keys > 0 ? keys : pos0 + T; }
 };
 
 struct RunCtx;
@@ -80,8 +88,9 @@ class Block {
   // Takes the block's scratch from `a` (real buffers in run(); measured against Arena::counter()).
   virtual void scratch(Arena& a, const Geometry& in) const = 0;
   virtual Status run(RunCtx& c, Residual& r) const = 0;
-  // Per-slot shapes of the block's recurrent state parts (none for most blocks).
-  virtual std::vector<Shape> state_shapes() const { return {}; }
+  // Per-slot shapes of the block's recurrent state parts (none for most blocks); `context` is the
+  // state's positions per slot, for K/V caches.
+  virtual std::vector<Shape> state_shapes(int64_t context) const { (void)context; return {}; }
   // Whether run() leaves its output pending (pre-norm residual blocks) rather than in x.
   virtual bool uses_pending() const { return false; }
   int state_base = -1;  // index of the block's first part in PlanState::parts (set by the plan)
@@ -90,7 +99,7 @@ class Block {
 class Head {
  public:
   virtual ~Head() = default;
-  virtual Shape output_shape(const Geometry& g, bool last_only) const = 0;
+  virtual Shape output_shape(const Geometry& g, const CallInputs& in) const = 0;
   virtual void scratch(Arena& a, const Geometry& g) const = 0;
   virtual Status run(RunCtx& c, Residual& r, float* out) const = 0;
 };
@@ -128,15 +137,20 @@ class Plan {
   void set_graphs(bool on) { graphs_ = on; }
   // Whether calls may carry a state (a language model's prefill/step), even with no stateful block.
   void set_recurrent(bool on) { recurrent_ = on; }
+  // Whether the plan has K/V caches: calls may place tokens at an offset (pos0, keys, key_bias) and
+  // a state needs a context length.
+  // max_positions bounds every position (the rotary table's length).
+  void set_positional(int64_t max_positions) { positional_ = true, max_positions_ = max_positions; }
+  bool positional() const { return positional_; }
   Status finalize();
 
   const std::string& family() const { return family_; }
   Device device() const { return dev_; }
   const std::vector<std::unique_ptr<Block>>& blocks() const { return blocks_; }
-  int64_t state_parts() const { return static_cast<int64_t>(state_shapes_.size()); }
+  int64_t state_parts() const { return state_parts_; }
 
-  // A zeroed state for `slots` sequences.
-  Status new_state(int64_t slots, PlanState* out) const;
+  // A zeroed state for `slots` sequences (of up to `context` positions, for K/V caches).
+  Status new_state(int64_t slots, int64_t context, PlanState* out) const;
   // Checks a state against the plan (E_SHAPE "not from this model", E_ARG disposed, E_DEVICE).
   Status check_state(const PlanState& s) const;
   // Zeroes one slot of every part (on the executor; queued on the device).
@@ -164,8 +178,9 @@ class Plan {
   std::vector<std::unique_ptr<Block>> blocks_;
   std::unique_ptr<Head> head_;
   Tensor counters_;
-  std::vector<Shape> state_shapes_;  // per part, per slot
-  bool graphs_ = false, pending_ = false, recurrent_ = false;
+  std::vector<Shape> state_shapes(int64_t context) const;  // per part, per slot
+  int64_t state_parts_ = 0, max_positions_ = 0;
+  bool graphs_ = false, pending_ = false, recurrent_ = false, positional_ = false;
   mutable ArenaCache arenas_;
   mutable std::mutex graph_mu_;
   mutable std::vector<std::shared_ptr<Graph>> graphs_cache_;  // most recently used last

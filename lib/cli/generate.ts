@@ -13,14 +13,14 @@ export const GENERATE_USAGE = `usage: mambakit generate --model DIR [options] "p
   --max-tokens N (128)  --temperature T (0.8)  --top-k K  --top-p P  --min-p P
   --repetition-penalty R  --seed S  --stop STRING (repeatable)`;
 
-function num(v: string | undefined, name: string): number | undefined {
+export function num(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isFinite(n)) throw new MambakitError('E_ARG', `--${name} must be a number, got '${v}'`);
   return n;
 }
 
-function bar(done: number, total: number): void {
+export function bar(done: number, total: number): void {
   if (!process.stderr.isTTY) return;
   const w = 30;
   const f = total > 0 ? done / total : 1;

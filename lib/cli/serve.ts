@@ -4,12 +4,11 @@ import { parseArgs } from 'util';
 
 import type { WeightDType } from '../dtype';
 import { MambakitError } from '../errors';
-import type { LanguageModel } from '../models/interfaces';
-import { loadLanguageModel } from '../models/load';
+import { loadModel } from '../models/load';
 import { createServer } from '../server/server';
 import type { Device } from '../tensor';
 
-export const SERVE_USAGE = `usage: mambakit serve --model DIR [--port 8080] [--host 127.0.0.1] [--device cpu|cuda]
+export const SERVE_USAGE = `usage: mambakit serve --model DIR (a language or diffusion LM) [--port 8080] [--host 127.0.0.1] [--device cpu|cuda]
   [--dtype f32|bf16|f16] [--max-batch 32] [--max-queue 64] [--max-prompt-tokens 4096]`;
 
 export async function cmdServe(argv: string[]): Promise<void> {
@@ -26,7 +25,11 @@ export async function cmdServe(argv: string[]): Promise<void> {
     if (!Number.isInteger(n) || n < 0) throw new MambakitError('E_ARG', `--${name} must be a non-negative integer, got '${v}'`);
     return n;
   };
-  const model: LanguageModel = await loadLanguageModel(values.model, { device: (values.device ?? 'cpu') as Device, dtype: (values.dtype ?? 'f32') as WeightDType });
+  const model = await loadModel(values.model, { device: (values.device ?? 'cpu') as Device, dtype: (values.dtype ?? 'f32') as WeightDType });
+  if (model.kind === 'classifier') {
+    model.dispose();
+    throw new MambakitError('E_ARG', `${values.model} holds an image classifier: use \`mambakit classify\``);
+  }
   const app = createServer(model, {
     modelName: path.basename(path.resolve(values.model)),
     maxBatch: int(values['max-batch'], 32, 'max-batch'), maxQueue: int(values['max-queue'], 64, 'max-queue'),

@@ -1,6 +1,7 @@
 // What a model is to the rest of mambakit: the scheduler, generate(), the server and the CLI depend on
 // these interfaces, not on Mamba. MambaLM is a RecurrentLM (its batching comes from RecurrentLMBase in
 // lib/generate/recurrent-base.ts); MambaOutClassifier is an ImageClassifier.
+import type { DiffusionOptions } from '../diffusion/options';
 import type { WeightDType } from '../dtype';
 import type { GenerateChunk, GenerateOptions, GenerateResult } from '../generate/request';
 import type { SchedulerOptions } from '../generate/scheduler';
@@ -116,5 +117,54 @@ export interface ImageClassifier {
   /** Decodes, preprocesses and classifies a batch of images: the topK classes of each, most probable first. */
   classify(images: ImageInput | readonly ImageInput[], opts?: ClassifyOptions): Promise<Classification[][]>;
   /** Frees the weights. */
+  dispose(): void;
+}
+
+/** A prompt of a diffusion LM: text (needs the tokenizer) or token ids. */
+export type DiffusionPrompt = string | readonly number[] | Int32Array;
+
+/** One denoising step as the text API shows it: the generated region of each sequence (masks not yet committed). */
+export interface DiffusionStepView {
+  block: number;
+  step: number;
+  nfe: number;
+  /** Per prompt: the genLength ids after the prompt (the mask id where nothing is committed yet). */
+  ids: number[][];
+  /** Per prompt: absolute positions committed in this step. */
+  committed: number[][];
+  /** The first `final` generated ids of every prompt are final (their blocks are done). */
+  final: number;
+}
+
+export interface DiffusionOutput {
+  /** The generated text up to the first end-of-sequence id (null without a tokenizer). */
+  text: string | null;
+  /** All genLength generated ids. */
+  ids: number[];
+  /** The generated ids before the first end-of-sequence id. */
+  tokens: number[];
+  /** Forward passes used. */
+  nfe: number;
+  finishReason: 'length' | 'abort';
+  usage: { promptTokens: number; completionTokens: number };
+}
+
+/** A masked-diffusion language model (LLaDA, MMaDA): generates by unmasking blocks of mask tokens. */
+export interface DiffusionLM {
+  readonly kind: 'diffusion';
+  readonly modelType: string;
+  readonly vocabSize: number;
+  readonly maskId: number;
+  readonly device: Device;
+  readonly dtype: WeightDType;
+  tokenizer: Tokenizer | null;
+  /** Logits of a full bidirectional pass [B, T, V] (attentionMask: 0 drops a padded key). */
+  forward(tokens: TokenBatch, opts?: { attentionMask?: readonly (readonly number[])[] }): Promise<Tensor>;
+  generate(prompt: DiffusionPrompt, opts?: DiffusionOptions): Promise<DiffusionOutput>;
+  generateBatch(prompts: readonly DiffusionPrompt[], opts?: DiffusionOptions): Promise<DiffusionOutput[]>;
+  /** Ids that end the text (eos). */
+  readonly stopIds: ReadonlySet<number>;
+  /** Every step of the denoising (for a UI), then the outputs. */
+  steps(prompts: readonly DiffusionPrompt[], opts?: DiffusionOptions): AsyncGenerator<DiffusionStepView, DiffusionOutput[]>;
   dispose(): void;
 }

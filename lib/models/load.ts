@@ -10,6 +10,8 @@ import { parseMambaConfig, validateMambaCheckpoint } from '../io/mamba-config';
 import { ProgressFn, isRecord, openCheckpoint } from '../io/safetensors';
 import { Device } from '../tensor';
 import { loadTokenizer } from '../tokenizer';
+import { parseLladaConfig, validateLladaCheckpoint } from '../io/llada-config';
+import { LladaLM } from './llada';
 import { MambaLM } from './mamba';
 import { MambaOutClassifier } from './mambaout';
 import { parseMambaOutConfig, validateMambaOutCheckpoint } from '../io/mambaout-config';
@@ -25,9 +27,9 @@ export interface LoadModelOptions {
 }
 
 /** What loadModel returns without `kind`: narrow it on `model.kind`. */
-export type Model = MambaLM | MambaOutClassifier;
+export type Model = MambaLM | MambaOutClassifier | LladaLM;
 
-/** 'language' (MambaLM) or 'classifier' (MambaOutClassifier). */
+/** 'language' (MambaLM), 'classifier' (MambaOutClassifier) or 'diffusion' (LladaLM). */
 export type ModelKind = Model['kind'];
 
 // The model_type values loadModel knows, with the kind and the class each loads into.
@@ -36,24 +38,29 @@ const FAMILIES = new Map<string, { kind: ModelKind; cls: string }>([
   ['moe_mamba', { kind: 'language', cls: 'MambaLM' }],
   ['mixture_of_mamba', { kind: 'language', cls: 'MambaLM' }],
   ['mambaout', { kind: 'classifier', cls: 'MambaOutClassifier' }],
+  ['llada', { kind: 'diffusion', cls: 'LladaLM' }],
+  ['mmada', { kind: 'diffusion', cls: 'LladaLM' }],
 ]);
 
 const WANTED: Record<ModelKind, { what: string; hint: string }> = {
   language: { what: 'a language model', hint: 'use loadClassifier or `mambakit classify` for image classifiers' },
   classifier: { what: 'an image classifier', hint: 'use loadLanguageModel or `mambakit generate` for language models' },
+  diffusion: { what: 'a diffusion language model', hint: 'use loadModel or `mambakit generate` / `mambakit classify` for the other kinds' },
 };
 
 /** Loads the language model in `dir` (E_ARG, before any weight loads, when it holds another kind). */
 export function loadModel(dir: string, opts: LoadModelOptions & { kind: 'language' }): Promise<MambaLM>;
 /** Loads the image classifier in `dir` (E_ARG, before any weight loads, when it holds another kind). */
 export function loadModel(dir: string, opts: LoadModelOptions & { kind: 'classifier' }): Promise<MambaOutClassifier>;
+/** Loads the diffusion language model (LLaDA, MMaDA) in `dir` (E_ARG, before any weight loads, when it holds another kind). */
+export function loadModel(dir: string, opts: LoadModelOptions & { kind: 'diffusion' }): Promise<LladaLM>;
 /** Loads whatever model `dir` holds (config.json's model_type): narrow the result on `kind`. */
 export function loadModel(dir: string, opts?: LoadModelOptions): Promise<Model>;
 export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<Model> {
   const device = opts.device ?? 'cpu';
   const dtype = opts.dtype ?? 'f32';
   if (opts.kind !== undefined && !Object.prototype.hasOwnProperty.call(WANTED, opts.kind))
-    throw new MambakitError('E_ARG', `loadModel: kind must be 'language' or 'classifier', got ${JSON.stringify(opts.kind)}`);
+    throw new MambakitError('E_ARG', `loadModel: kind must be 'language', 'classifier' or 'diffusion', got ${JSON.stringify(opts.kind)}`);
   if (!isWeightDType(dtype)) throw new MambakitError('E_DTYPE', `loadModel: dtype must be f32, f16 or bf16, got '${dtype}'`);
   const cfgFile = path.join(path.resolve(dir), 'config.json');
   let json: unknown;
@@ -86,14 +93,31 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
       validateMambaOutCheckpoint(cfg, ckpt);
       return MambaOutClassifier.load(cfg, ckpt, device, dtype);
     }
+    case 'llada':
+    case 'mmada': {
+      const cfg = parseLladaConfig(json, cfgFile);
+      const ckpt = await openCheckpoint(dir, { onProgress: opts.onProgress });
+      validateLladaCheckpoint(cfg, ckpt);
+      const tokenizer = await loadTokenizer(dir);
+      if (tokenizer && tokenizer.vocabSize > cfg.embeddingSize)
+        throw new MambakitError('E_FORMAT', `${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens, the model's embedding only ${cfg.embeddingSize}`);
+      const model = await LladaLM.load(cfg, ckpt, device, dtype);
+      model.tokenizer = tokenizer;
+      return model;
+    }
     default:
-      throw new MambakitError('E_FORMAT', `${cfgFile}: unknown model_type ${JSON.stringify(type)} (supported: "mamba", "moe_mamba", "mixture_of_mamba")`);
+      throw new MambakitError('E_FORMAT', `${cfgFile}: unknown model_type ${JSON.stringify(type)} (supported: ${[...FAMILIES.keys()].map((k) => JSON.stringify(k)).join(', ')})`);
   }
 }
 
 /** Loads the language model in `dir`; a directory holding an image classifier is E_ARG (before any weight loads). */
 export function loadLanguageModel(dir: string, opts: Omit<LoadModelOptions, 'kind'> = {}): Promise<MambaLM> {
   return loadModel(dir, { ...opts, kind: 'language' });
+}
+
+/** Loads the diffusion language model in `dir` (LLaDA, MMaDA); another kind is E_ARG (before any weight loads). */
+export function loadDiffusionModel(dir: string, opts: Omit<LoadModelOptions, 'kind'> = {}): Promise<LladaLM> {
+  return loadModel(dir, { ...opts, kind: 'diffusion' });
 }
 
 /** Loads the image classifier in `dir`; a directory holding a language model is E_ARG (before any weight loads). */

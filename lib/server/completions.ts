@@ -2,6 +2,8 @@
 // response bodies (one JSON, or server-sent events when `stream: true`).
 import { randomUUID } from 'crypto';
 
+import type { FastifyReply } from 'fastify';
+
 import type { GenerateOptions, GenerateResult } from '../generate/request';
 
 export interface CompletionRequest {
@@ -71,4 +73,22 @@ export function completionBody(env: Envelope, r: GenerateResult): Record<string,
 export function streamEvent(env: Envelope, text: string, finishReason: string | null): string {
   const body = { ...env, object: 'text_completion', choices: [{ index: 0, text, finish_reason: finishReason, logprobs: null }] };
   return `data: ${JSON.stringify(body)}\n\n`;
+}
+
+/**
+ * Answers with server-sent events: `produce` writes the events; an error after the headers went out is sent
+ * as a final error event (the status is already 200); `data: [DONE]` ends a stream that completed.
+ */
+export async function sendEvents(reply: FastifyReply, produce: (write: (event: string) => void) => Promise<void>): Promise<FastifyReply> {
+  reply.hijack();
+  reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  try {
+    await produce((event) => reply.raw.write(event));
+    reply.raw.write('data: [DONE]\n\n');
+  } catch (e) {
+    reply.raw.write(`data: ${JSON.stringify({ error: { message: (e as Error).message } })}\n\n`);
+  } finally {
+    reply.raw.end();
+  }
+  return reply;
 }

@@ -1,11 +1,12 @@
 // The HTTP server: POST /v1/completions (OpenAI shape, SSE streaming) and GET /health over one model
-// with continuous batching. A bounded queue answers 429 beyond its limit; a client that disconnects
+// with continuous batching (a diffusion LM: lib/server/diffusion.ts). A bounded queue answers 429 beyond its limit; a client that disconnects
 // aborts its request (its state slot is freed at the next decode step).
-import Fastify, { FastifyInstance } from 'fastify';
+import Fastify, { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import { MambakitError } from '../errors';
-import type { LanguageModel } from '../models/interfaces';
-import { CompletionRequest, completionBody, completionSchema, envelope, streamEvent, toGenerateOptions } from './completions';
+import type { DiffusionLM, LanguageModel } from '../models/interfaces';
+import { serveDiffusion } from './diffusion';
+import { CompletionRequest, completionBody, completionSchema, envelope, sendEvents, streamEvent, toGenerateOptions } from './completions';
 
 export interface ServeOptions {
   /** Name reported in responses (default: the model directory's name). */
@@ -22,13 +23,18 @@ export interface ServeOptions {
   maxTokens?: number;
 }
 
-export function createServer(model: LanguageModel, opts: ServeOptions = {}): FastifyInstance {
+export function createServer(model: LanguageModel | DiffusionLM, opts: ServeOptions = {}): FastifyInstance {
   const name = opts.modelName ?? 'mamba';
   const maxQueue = opts.maxQueue ?? 64;
   const maxPrompt = opts.maxPromptTokens ?? 4096;
-  model.configureBatching({ maxBatch: opts.maxBatch ?? 32, maxQueue, maxPrefillsPerStep: opts.maxPrefillsPerStep });
   // unknown fields and wrong types are errors (fastify's defaults strip and coerce them)
   const app = Fastify({ logger: false, bodyLimit: 1 << 20, ajv: { customOptions: { removeAdditional: false, coerceTypes: false } } });
+  app.setErrorHandler(errorHandler);
+  if (model.kind === 'diffusion') {
+    serveDiffusion(app, model, name, { maxQueue, maxPromptTokens: maxPrompt, maxTokens: opts.maxTokens ?? 2048 });
+    return app;
+  }
+  model.configureBatching({ maxBatch: opts.maxBatch ?? 32, maxQueue, maxPrefillsPerStep: opts.maxPrefillsPerStep });
 
   app.get('/health', async () => ({ status: 'ok', model: name, device: model.device, dtype: model.dtype, ...model.load }));
 
@@ -48,31 +54,24 @@ export function createServer(model: LanguageModel, opts: ServeOptions = {}): Fas
       while (!r.done) r = await it.next();
       return completionBody(env, r.value);
     }
-    reply.hijack();
-    reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    try {
+    return sendEvents(reply, async (write) => {
       while (!r.done) {
-        reply.raw.write(streamEvent(env, r.value.text, null)); // one event per token, as OpenAI streams
+        write(streamEvent(env, r.value.text, null)); // one event per token, as OpenAI streams
         r = await it.next();
       }
-      reply.raw.write(streamEvent(env, '', r.value.finishReason));
-      reply.raw.write('data: [DONE]\n\n');
-    } catch (e) {
-      reply.raw.write(`data: ${JSON.stringify({ error: { message: (e as Error).message } })}\n\n`);
-    } finally {
-      reply.raw.end();
-    }
-    return reply;
+      write(streamEvent(env, '', r.value.finishReason));
+    });
   });
 
-  app.setErrorHandler((err, _req, reply) => {
-    const e = err as Error & { validation?: unknown; statusCode?: number; code?: string };
-    const status = e.statusCode;
-    if (e.validation || status === 400 || e instanceof SyntaxError)
-      return reply.code(400).send({ error: { message: e.message, type: 'invalid_request_error' } });
-    if (e instanceof MambakitError && e.code === 'E_ARG')
-      return reply.code(/queue is full/.test(e.message) ? 429 : 400).send({ error: { message: e.message, type: 'invalid_request_error' } });
-    return reply.code(status && status >= 400 ? status : 500).send({ error: { message: e.message, type: 'server_error' } });
-  });
   return app;
+}
+
+function errorHandler(err: unknown, _req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const e = err as Error & { validation?: unknown; statusCode?: number; code?: string };
+  const status = e.statusCode;
+  if (e.validation || status === 400 || e instanceof SyntaxError)
+    return reply.code(400).send({ error: { message: e.message, type: 'invalid_request_error' } });
+  if (e instanceof MambakitError && e.code === 'E_ARG')
+    return reply.code(/queue is full/.test(e.message) ? 429 : 400).send({ error: { message: e.message, type: 'invalid_request_error' } });
+  return reply.code(status && status >= 400 ? status : 500).send({ error: { message: e.message, type: 'server_error' } });
 }

@@ -1,0 +1,211 @@
+// LLaDA / MMaDA masked-diffusion language models (LLaDAModelLM, block_type "llama"): a bidirectional
+// transformer run as one native plan per call (embedding → per layer attention and gated MLP → ln_f →
+// head), and LLaDA's sampler (lib/diffusion/) on top. Fast modes (K/V caches, threshold commit) are options
+// of the same sampler; exact mode is the default.
+import * as fs from 'fs';
+import * as path from 'path';
+
+import type { WeightDType } from '../dtype';
+import { MambakitError } from '../errors';
+import { DiffusionOptions, resolveDiffusionOptions } from '../diffusion/options';
+import { Denoiser, DenoiserCache, DenoiserCall, DiffusionResult, DiffusionStep, diffuse, padPrompts } from '../diffusion/sampler';
+import { LladaConfig, expectedLladaTensors } from '../io/llada-config';
+import { Checkpoint, isRecord } from '../io/safetensors';
+import { NativeModel, NativeTensor, addon, call } from '../native';
+import { Device, Tensor } from '../tensor';
+import type { Tokenizer } from '../tokenizer';
+import type { DiffusionLM, DiffusionOutput, DiffusionPrompt, DiffusionStepView } from './interfaces';
+import { ModelState } from './state';
+import { TokenBatch, tokenTensor } from './tokens';
+
+export type { DiffusionOptions } from '../diffusion/options';
+
+/** generation_config.json keys read as sampler defaults (call options win). */
+function generationDefaults(json: unknown): { opts: DiffusionOptions; eos: number[] } {
+  if (!isRecord(json)) return { opts: {}, eos: [] };
+  const num = (k: string): number | undefined => (typeof json[k] === 'number' ? (json[k] as number) : undefined);
+  const eos = json.eos_token_id;
+  const remasking = json.remasking === 'low_confidence' || json.remasking === 'random' ? json.remasking : undefined;
+  return {
+    opts: {
+      genLength: num('gen_length') ?? num('max_new_tokens'), blockLength: num('block_length'), steps: num('steps'),
+      temperature: num('temperature'), cfgScale: num('cfg_scale'), threshold: num('threshold'), remasking,
+    },
+    eos: typeof eos === 'number' ? [eos] : Array.isArray(eos) ? eos.filter((e): e is number => typeof e === 'number') : [],
+  };
+}
+
+export class LladaLM implements DiffusionLM, Denoiser {
+  readonly kind = 'diffusion' as const;
+  readonly #native: NativeModel;
+  readonly #weights: Tensor[];
+  /** The checkpoint's tokenizer.json, when it has one (set by loadModel). */
+  tokenizer: Tokenizer | null = null;
+  /** Sampler defaults from generation_config.json (call options override them). */
+  readonly defaults: DiffusionOptions;
+  /** Ids that end the text: eos_token_id of config.json and generation_config.json. */
+  readonly stopIds: ReadonlySet<number>;
+
+  private constructor(readonly config: LladaConfig, readonly device: Device, readonly dtype: WeightDType, native: NativeModel,
+    weights: Tensor[], gen: { opts: DiffusionOptions; eos: number[] }) {
+    this.#native = native;
+    this.#weights = weights;
+    this.defaults = gen.opts;
+    this.stopIds = new Set([...gen.eos, ...(config.eosTokenId === null ? [] : [config.eosTokenId])]);
+  }
+
+  get modelType(): string { return this.config.modelType; }
+  /** Columns of the logits (embedding_size). */
+  get vocabSize(): number { return this.config.embeddingSize; }
+  get logitsWidth(): number { return this.config.embeddingSize; }
+  get maskId(): number { return this.config.maskTokenId; }
+  get maxPositions(): number { return this.config.maxSequenceLength; }
+  /** The native plan's blocks in order ('attention' | 'mlp'). */
+  get blocks(): readonly string[] { return this.#native.blocks(); }
+
+  /** Loads a validated checkpoint: GEMM weights and the embedding in `dtype`, norms f32. */
+  static async load(cfg: LladaConfig, ckpt: Checkpoint, device: Device, dtype: WeightDType): Promise<LladaLM> {
+    const owned: Tensor[] = [];
+    try {
+      const weights: Record<string, NativeTensor> = {};
+      for (const t of expectedLladaTensors(cfg)) {
+        let w: Tensor;
+        if (cfg.scaleLogits && t.name === 'model.transformer.ln_f.weight') {
+          // scale_logits multiplies the logits by 1/√d_model: folded into the final norm's weight
+          const raw = await ckpt.load(t.name, { dtype: 'f32' });
+          const v = Float32Array.from((await raw.data()) as Float32Array, (x) => x / Math.sqrt(cfg.dModel));
+          raw.dispose();
+          w = Tensor.from(v, [cfg.dModel], { device });
+        } else {
+          w = await ckpt.load(t.name, { dtype: t.gemm ? dtype : 'f32', device });
+        }
+        owned.push(w);
+        weights[t.name] = w.handle;
+      }
+      const config = {
+        d_model: cfg.dModel, n_heads: cfg.nHeads, n_kv_heads: cfg.nKvHeads, n_layers: cfg.nLayers, mlp_hidden: cfg.mlpHidden,
+        eps: cfg.rmsNormEps, rope_theta: cfg.ropeTheta, max_positions: cfg.maxSequenceLength,
+      };
+      const native = call(() => addon.createModel('llada', config, weights, device));
+      let gen: unknown;
+      try {
+        gen = JSON.parse(await fs.promises.readFile(path.join(ckpt.dir, 'generation_config.json'), 'utf8'));
+      } catch {
+        gen = null;  // optional file
+      }
+      return new LladaLM(cfg, device, dtype, native, owned, generationDefaults(gen));
+    } catch (e) {
+      owned.forEach((t) => t.dispose());
+      throw e;
+    }
+  }
+
+  /**
+   * Logits for every position, [B, T, V], of a full bidirectional pass (no state). attentionMask [B][T] (1 token,
+   * 0 padding) drops the padded keys.
+   */
+  async forward(tokens: TokenBatch, opts: { attentionMask?: readonly (readonly number[])[] } = {}): Promise<Tensor> {
+    const t = tokenTensor(tokens, this.vocabSize, this.device, 'forward');
+    const [B, T] = t.shape;
+    let bias: Tensor | null = null;
+    try {
+      if (opts.attentionMask) {
+        const m = opts.attentionMask;
+        if (m.length !== B || m.some((r) => r.length !== T)) throw new MambakitError('E_SHAPE', `forward: attentionMask must be [${B}][${T}]`);
+        bias = Tensor.from(Float32Array.from(m.flat(), (v) => (v ? 0 : -Infinity)), [B, T], { device: this.device });
+      }
+      return Tensor.fromHandle(await call(() => this.#native.forward({ input: t.handle, mode: 'forward', keyBias: bias?.handle ?? null })));
+    } finally {
+      t.dispose();
+      bias?.dispose();
+    }
+  }
+
+  /** @internal Denoiser: a K/V cache of `rows` sequences of `context` positions. */
+  newCache(rows: number, context: number): DenoiserCache {
+    return new ModelState(call(() => this.#native.newState(rows, context)));
+  }
+
+  /** @internal Denoiser: one forward, logits [rows, logitsCount, V]. */
+  async logits(c: DenoiserCall): Promise<Float32Array> {
+    const ids = Tensor.from(c.ids, [c.rows, c.n], { device: this.device });
+    const bias = c.keyBias ? Tensor.from(c.keyBias, [c.rows, c.keys], { device: this.device }) : null;
+    let out: Tensor | null = null;
+    try {
+      out = Tensor.fromHandle(await call(() => this.#native.forward({
+        input: ids.handle, mode: 'forward', state: c.cache ? (c.cache as ModelState).handle : null,
+        offset: c.offset, keys: c.keys, keyBias: bias?.handle ?? null, logitsFrom: c.logitsFrom, logitsCount: c.logitsCount,
+      })));
+      return (await out.data()) as Float32Array;
+    } finally {
+      ids.dispose();
+      bias?.dispose();
+      out?.dispose();
+    }
+  }
+
+  #ids(prompt: DiffusionPrompt): number[] {
+    if (typeof prompt === 'string') {
+      if (!this.tokenizer) throw new MambakitError('E_ARG', 'generate: this model has no tokenizer.json; pass token ids');
+      return this.tokenizer.encode(prompt);
+    }
+    if (!Array.isArray(prompt) && !(prompt instanceof Int32Array)) throw new MambakitError('E_ARG', 'generate: a prompt is a string or token ids');
+    return Array.from(prompt as ArrayLike<number>);
+  }
+
+  /**
+   * Token level: denoises after each prompt (left-padded into one batch), yielding every step; returns the
+   * sequences [B, P + genLength]. For research and tests; generate() / steps() are the text API.
+   */
+  diffuse(prompts: readonly (readonly number[] | Int32Array)[], opts: DiffusionOptions = {}): AsyncGenerator<DiffusionStep, DiffusionResult> {
+    const o = resolveDiffusionOptions(opts, this.defaults);
+    const pad = this.config.padTokenId ?? this.config.eosTokenId ?? 0;
+    if (pad === this.maskId) throw new MambakitError('E_FORMAT', `${this.modelType}: pad token id equals the mask id ${pad}`);
+    return diffuse(this, padPrompts(prompts, pad, this.maskId), o);
+  }
+
+  // The generated ids of row b and their text (cut at the first stop id).
+  #output(r: { ids: Int32Array; length: number }, b: number, P: number, promptTokens: number, nfe: number, finishReason: 'length' | 'abort'): DiffusionOutput {
+    const ids = Array.from(r.ids.subarray(b * r.length + P, (b + 1) * r.length));
+    const end = ids.findIndex((id) => this.stopIds.has(id));
+    const tokens = end < 0 ? ids : ids.slice(0, end);
+    const text = this.tokenizer ? this.tokenizer.decode(tokens.filter((id) => id !== this.maskId), { skipSpecialTokens: true }) : null;
+    return { text, ids, tokens, nfe, finishReason, usage: { promptTokens, completionTokens: tokens.length } };
+  }
+
+  /** Iterates the denoising of a batch of prompts: each step's sequences (for a UI) and, at the end, the outputs. */
+  async *steps(prompts: readonly DiffusionPrompt[], opts: DiffusionOptions = {}): AsyncGenerator<DiffusionStepView, DiffusionOutput[]> {
+    const lists = prompts.map((p) => this.#ids(p));
+    const it = this.diffuse(lists, opts);
+    const P = Math.max(...lists.map((l) => l.length));
+    for (;;) {
+      const s = await it.next();
+      if (s.done) return lists.map((l, b) => this.#output(s.value, b, P, l.length, s.value.nfe, s.value.finishReason));
+      const L = s.value.ids.length / lists.length;
+      yield {
+        block: s.value.block, step: s.value.step, nfe: s.value.nfe, committed: s.value.committed, final: s.value.final,
+        ids: lists.map((_, b) => Array.from(s.value.ids.subarray(b * L + P, (b + 1) * L))),
+      };
+    }
+  }
+
+  /** Generates after one prompt (text needs the tokenizer; ids always work). */
+  async generate(prompt: DiffusionPrompt, opts: DiffusionOptions = {}): Promise<DiffusionOutput> {
+    return (await this.generateBatch([prompt], opts))[0];
+  }
+
+  /** Generates after several prompts in one batch (left-padded; padding never attended to). */
+  async generateBatch(prompts: readonly DiffusionPrompt[], opts: DiffusionOptions = {}): Promise<DiffusionOutput[]> {
+    const it = this.steps(prompts, opts);
+    for (;;) {
+      const s = await it.next();
+      if (s.done) return s.value;
+    }
+  }
+
+  /** Frees the weights. */
+  dispose(): void {
+    this.#native.dispose();
+    this.#weights.forEach((t) => t.dispose());
+  }
+}
