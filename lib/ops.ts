@@ -239,3 +239,37 @@ export async function ropeKv(
   const [qr, kc, vc] = await run('rope_kv', [q, k, v], { theta: opts.theta ?? 10000, pos0: opts.pos0 ?? 0, kv_dtype: kvDtype });
   return { q: qr, kCache: kc, vCache: vc };
 }
+
+/** The per-position decisions of one masked-diffusion step (csrc/core/denoise.h), in float64. */
+export interface DenoisePickOptions {
+  /**
+   * Guidance: row r's unconditional logits are row r + uncondOffset of the same tensor (the guided batch
+   * [cond; uncond]), mixed as un + (cfg + 1)·(cond − un).
+   */
+  uncondOffset?: number;
+  cfg?: number;
+  /** Gumbel-noise temperature (0: argmax). */
+  temperature?: number;
+  seed?: number;
+  step?: number;
+  /** Random remasking: the confidence is a uniform draw. */
+  random?: boolean;
+}
+
+/**
+ * For rows `rows` of logits f32 [..., V] (viewed as [R, V]): x0 = argmax of the (guided, Gumbel-noised) logits and its float64 softmax
+ * probability (or a uniform draw with `random`). The draws are counter-based (seed, step, row, token), so a
+ * row's decision does not depend on the other rows.
+ */
+export async function denoisePick(logits: Tensor, rows: Tensor, opts: DenoisePickOptions = {}): Promise<{ x0: Int32Array; conf: Float64Array }> {
+  const [x0, conf] = await run('denoise_pick', [logits, rows], {
+    uncond_offset: opts.uncondOffset ?? -1, cfg: opts.cfg ?? 0, temperature: opts.temperature ?? 0, seed: opts.seed ?? 0, step: opts.step ?? 0, random: opts.random ? 1 : 0,
+  });
+  try {
+    const c = (await conf.data()) as Uint8Array;
+    return { x0: (await x0.data()) as Int32Array, conf: new Float64Array(c.buffer, c.byteOffset, c.byteLength / 8) };
+  } finally {
+    x0.dispose();
+    conf.dispose();
+  }
+}

@@ -11,6 +11,7 @@
 
 #include "core/act.h"
 #include "core/attn.h"
+#include "core/denoise.h"
 #include "core/sample.h"
 #include "core/ssm.h"
 #include "core/tensor.h"
@@ -83,6 +84,9 @@ class Backend {
   // CUDA: takes a [B, V] scratch of its own and waits for the kernel before returning.
   virtual Status sample(const float* logits, const int32_t* prev, int32_t* ids, float* logprob, int64_t B, int64_t V,
                         int64_t P, const SampleParams& p) = 0;
+
+  // The diffusion sampler's per-position picks (core/denoise.h).
+  virtual Status denoise_pick(const DenoiseArgs& a) = 0;
 
   // ---- memory, queued in order with the kernels -----------------------------------------------
   virtual Status copy(void* dst, const void* src, size_t bytes) = 0;

@@ -74,6 +74,10 @@ class CpuBackend final : public Backend {
     cpu::selective_scan(a);
     return Status::Ok();
   }
+  Status denoise_pick(const DenoiseArgs& a) override {
+    if (a.n > 0) cpu::denoise_pick(a);
+    return Status::Ok();
+  }
   Status attention(const AttnArgs& a) override {
     if (a.B * a.Tq > 0) cpu::attention(a);
     return Status::Ok();

@@ -67,6 +67,7 @@ class CudaBackend final : public Backend {
   }
   Status causal_conv1d(const ConvArgs& a) override { return cuda::causal_conv1d(a, stream_); }
   Status selective_scan(const ScanArgs& a) override { return cuda::selective_scan(a, stream_); }
+  Status denoise_pick(const DenoiseArgs& a) override { return a.n > 0 ? cuda::denoise_pick(a, stream_) : Status::Ok(); }
   Status attention(const AttnArgs& a) override { return a.B * a.Tq > 0 ? cuda::attention(a, stream_) : Status::Ok(); }
   Status rope_kv(const RopeArgs& a) override { return a.B * a.T > 0 ? cuda::rope_kv(a, stream_) : Status::Ok(); }
   Status router_topk(const float* l, int64_t T, int64_t G, int64_t k, bool renorm, int32_t* ids, float* w,

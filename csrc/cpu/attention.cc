@@ -38,9 +38,9 @@ float load_kv(const void* p, DType dt, int64_t i) {
 
 // Per-thread tiles of one work item.
 struct Scratch {
-  std::vector<float> kt, vt, s, o, m, l;
+  std::vector<float> kt, vt, s, o, m, l, junk;
   Scratch() : kt(kAttnMaxHeadDim * kKT), vt(kKT * kAttnMaxHeadDim), s(kMaxRows * kKT), o(kMaxRows * kAttnMaxHeadDim),
-              m(kMaxRows), l(kMaxRows) {}
+              m(kMaxRows), l(kMaxRows), junk(kKT) {}
 };
 
 // One work item: queries [t0, t0 + nt) of batch row b, query heads kvh*g + h0 + [0, gh) (all
@@ -133,7 +133,8 @@ void pv_scalar(const Item& it, int64_t nk, Scratch& sc) {
 
 // ---- AVX2/FMA path --------------------------------------------------------------------------
 
-constexpr int kRB = 6;  // rows per register block (12 accumulators of 8 lanes)
+constexpr int kRB = 6;    // score rows per register block (12 accumulators of 8 lanes)
+constexpr int kPvRB = 6;  // P·V rows per register block (12 accumulators)
 
 MK_AVX2 void scores_avx2(const Item& it, const float* bias, int64_t nk, Scratch& sc) {
   const int64_t hd = it.a.hd;
@@ -144,18 +145,25 @@ MK_AVX2 void scores_avx2(const Item& it, const float* bias, int64_t nk, Scratch&
     for (int i = 0; i < kRB; ++i) q[i] = it.qrow(r0 + std::min(i, nr - 1));
     for (int64_t j = 0; j < kKT; j += 16) {
       __m256 acc[kRB][2];
+#pragma GCC unroll 6
       for (int i = 0; i < kRB; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
       const float* kp = &sc.kt[j];
       for (int64_t d = 0; d < hd; ++d, kp += kKT) {
         const __m256 k0 = _mm256_loadu_ps(kp), k1 = _mm256_loadu_ps(kp + 8);
+#pragma GCC unroll 6
         for (int i = 0; i < kRB; ++i) {
           const __m256 qd = _mm256_broadcast_ss(q[i] + d);
           acc[i][0] = _mm256_fmadd_ps(qd, k0, acc[i][0]);
           acc[i][1] = _mm256_fmadd_ps(qd, k1, acc[i][1]);
         }
       }
-      for (int i = 0; i < nr; ++i)
+      // constant bounds (and a guard) rather than i < nr: a runtime bound on acc's index would
+      // make the compiler keep acc in memory, storing every accumulator each iteration
+#pragma GCC unroll 6
+      for (int i = 0; i < kRB; ++i)
+#pragma GCC unroll 2
         for (int h = 0; h < 2; ++h) {
+          if (i >= nr) continue;
           float* s = &sc.s[(r0 + i) * kKT + j + 8 * h];
           __m256 v = _mm256_mul_ps(acc[i][h], scale);
           if (bias) v = _mm256_add_ps(v, _mm256_loadu_ps(bias + j + 8 * h));
@@ -205,30 +213,34 @@ MK_AVX2 void softmax_tile_avx2(const Item& it, Scratch& sc) {
 
 MK_AVX2 void pv_avx2(const Item& it, int64_t nk, Scratch& sc) {
   const int64_t hd = it.a.hd, hd16 = hd / 16 * 16;
-  for (int64_t r0 = 0; r0 < it.R; r0 += kRB) {
-    const int nr = static_cast<int>(std::min<int64_t>(kRB, it.R - r0));
-    const float* p[kRB];
-    for (int i = 0; i < kRB; ++i) p[i] = &sc.s[(r0 + std::min(i, nr - 1)) * kKT];
+  for (int64_t r0 = 0; r0 < it.R; r0 += kPvRB) {
+    const int nr = static_cast<int>(std::min<int64_t>(kPvRB, it.R - r0));
+    const float* p[kPvRB];
+    for (int i = 0; i < kPvRB; ++i) p[i] = &sc.s[(r0 + std::min(i, nr - 1)) * kKT];
     for (int64_t d = 0; d < hd16; d += 16) {
-      __m256 acc[kRB][2];
-      for (int i = 0; i < kRB; ++i) {
+      __m256 acc0[kPvRB], acc1[kPvRB];  // two 1-D arrays: GCC keeps a 2-D one in memory
+#pragma GCC unroll 6
+      for (int i = 0; i < kPvRB; ++i) {
         const float* o = &sc.o[(r0 + std::min(i, nr - 1)) * hd + d];
-        acc[i][0] = _mm256_loadu_ps(o);
-        acc[i][1] = _mm256_loadu_ps(o + 8);
+        acc0[i] = _mm256_loadu_ps(o);
+        acc1[i] = _mm256_loadu_ps(o + 8);
       }
       const float* vp = &sc.vt[d];
       for (int64_t j = 0; j < nk; ++j, vp += hd) {
         const __m256 v0 = _mm256_loadu_ps(vp), v1 = _mm256_loadu_ps(vp + 8);
-        for (int i = 0; i < kRB; ++i) {
+#pragma GCC unroll 6
+        for (int i = 0; i < kPvRB; ++i) {
           const __m256 pj = _mm256_broadcast_ss(p[i] + j);
-          acc[i][0] = _mm256_fmadd_ps(pj, v0, acc[i][0]);
-          acc[i][1] = _mm256_fmadd_ps(pj, v1, acc[i][1]);
+          acc0[i] = _mm256_fmadd_ps(pj, v0, acc0[i]);
+          acc1[i] = _mm256_fmadd_ps(pj, v1, acc1[i]);
         }
       }
-      for (int i = 0; i < nr; ++i) {
-        float* o = &sc.o[(r0 + i) * hd + d];
-        _mm256_storeu_ps(o, acc[i][0]);
-        _mm256_storeu_ps(o + 8, acc[i][1]);
+      // unconditional stores (rows past nr into a junk row): with a guard GCC keeps acc in memory
+#pragma GCC unroll 6
+      for (int i = 0; i < kPvRB; ++i) {
+        float* o = i < nr ? &sc.o[(r0 + i) * hd + d] : sc.junk.data();
+        _mm256_storeu_ps(o, acc0[i]);
+        _mm256_storeu_ps(o + 8, acc1[i]);
       }
     }
     for (int i = 0; i < nr; ++i) {  // head dims past the last multiple of 16

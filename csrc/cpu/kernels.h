@@ -7,6 +7,8 @@
 #include "core/dtype.h"
 #include "core/status.h"
 
+#include "core/denoise.h"
+
 namespace mk::cpu {
 
 // elementwise.cc — y[i] = a[i] (+|*) b[i % nb]
@@ -30,6 +32,9 @@ Status embedding(const int32_t* ids, int64_t n, const void* table, DType tdt, in
 // softmax.cc
 void softmax(const float* x, float* y, int64_t rows, int64_t D);
 void argmax(const float* x, int32_t* y, int64_t rows, int64_t D);
+
+// denoise.cc — the diffusion sampler's per-position picks (core/denoise.h)
+void denoise_pick(const DenoiseArgs& a);
 
 // Scalar math shared by the kernels (the CUDA kernels use the same definitions).
 inline float silu_f(float x) { return x / (1.f + std::exp(-x)); }

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "core/act.h"  // Unary
+#include "core/denoise.h"
 #include "core/dtype.h"
 #include "core/status.h"
 
@@ -40,5 +41,8 @@ Status embedding(const int32_t* ids, int64_t n, const void* table, DType tdt, in
 // softmax.cu — row-wise over the last dim; argmax: first index of the maximum (ties to lower).
 Status softmax(const float* x, float* y, int64_t rows, int64_t D, void* stream);
 Status argmax(const float* x, int32_t* y, int64_t rows, int64_t D, void* stream);
+
+// denoise.cu — the diffusion sampler's per-position picks (core/denoise.h); rows in device memory.
+Status denoise_pick(const DenoiseArgs& a, void* stream);
 
 }  // namespace mk::cuda

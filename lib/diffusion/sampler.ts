@@ -14,7 +14,7 @@
 import { MambakitError } from '../errors';
 import type { ResolvedDiffusionOptions } from './options';
 import { numTransferTokens } from './options';
-import { PickParams, Uniform, aboveThreshold, predictBlock, topK } from './pick';
+import { aboveThreshold, topK } from './pick';
 
 /** A K/V cache of `rows` sequences (one slot each). */
 export interface DenoiserCache {
@@ -38,6 +38,22 @@ export interface DenoiserCall {
   logitsCount: number;
 }
 
+/**
+ * The per-position decisions of one step over the call's logits viewed as [rows·logitsCount, V] (row r, block
+ * position j → r·logitsCount + j): csrc/core/denoise.h, in float64, with counter-based draws (seed, step).
+ */
+export interface PickRequest {
+  /** Logits rows to decide (the masked positions). */
+  positions: Int32Array;
+  /** Guidance: rows [B, 2B) of the call are the unconditional twins of rows [0, B). */
+  guided: boolean;
+  cfgScale: number;
+  temperature: number;
+  random: boolean;
+  seed: number;
+  step: number;
+}
+
 export interface Denoiser {
   /** Columns of the logits. */
   readonly logitsWidth: number;
@@ -45,8 +61,8 @@ export interface Denoiser {
   /** Longest sequence (prompt + genLength). */
   readonly maxPositions: number;
   newCache(rows: number, context: number): DenoiserCache;
-  /** f32 [rows, logitsCount, logitsWidth] */
-  logits(call: DenoiserCall): Promise<Float32Array>;
+  /** One forward and the picks at `pick.positions`: x0 and the confidence of each. */
+  predict(call: DenoiserCall, pick: PickRequest): Promise<{ x0: Int32Array; conf: Float64Array }>;
 }
 
 /** Prompts of one batch, left-padded to P: ids [B, P] and attention 1 (token) / 0 (padding), or null when none is padded. */
@@ -118,7 +134,7 @@ function checkPrompts(den: Denoiser, pb: PromptBatch, genLength: number): void {
  */
 export async function* diffuse(den: Denoiser, pb: PromptBatch, o: ResolvedDiffusionOptions): AsyncGenerator<DiffusionStep, DiffusionResult> {
   checkPrompts(den, pb, o.genLength);
-  const { B, P } = pb, L = P + o.genLength, mask = den.maskId, V = den.logitsWidth;
+  const { B, P } = pb, L = P + o.genLength, mask = den.maskId;
   const guided = o.cfgScale > 0, R = guided ? 2 * B : B;
   const x = new Int32Array(B * L).fill(mask);
   for (let b = 0; b < B; ++b) x.set(pb.ids.subarray(b * P, (b + 1) * P), b * L);
@@ -130,7 +146,6 @@ export async function* diffuse(den: Denoiser, pb: PromptBatch, o: ResolvedDiffus
       for (let t = 0; t < P; ++t) if (!pb.attention[(r % B) * P + t]) bias[r * L + t] = -Infinity;
   }
   const blocks = o.genLength / o.blockLength, perBlock = o.steps / blocks, bl = o.blockLength;
-  const pick: PickParams = { V, temperature: o.temperature, remasking: o.remasking, cfgScale: o.cfgScale, rng: new Uniform(o.seed) };
   const cache = o.cache === 'none' ? null : den.newCache(R, L);
   // rows [0, B): the sequences; [B, 2B): the same with the prompt masked (guidance)
   const rowsIn = (from: number, to: number): Int32Array => {
@@ -155,20 +170,27 @@ export async function* diffuse(den: Denoiser, pb: PromptBatch, o: ResolvedDiffus
         // the first step of a block (and every step without a cache) runs the whole sequence
         const full = !cache || i === 0;
         const from = full ? 0 : bs, to = full || o.cache === 'prefix' ? L : be;
-        const logits = await den.logits({
+        // the masked positions of the block, row by row
+        const positions: number[] = [];
+        for (let b = 0; b < B; ++b) for (let j = 0; j < bl; ++j) if (x[b * L + bs + j] === mask) positions.push(b * bl + j);
+        const { x0, conf } = await den.predict({
           ids: rowsIn(from, to), rows: R, n: to - from, offset: from, keys: L, cache, keyBias: bias,
           logitsFrom: bs - from, logitsCount: bl,
+        }, {
+          positions: Int32Array.from(positions), guided, cfgScale: o.cfgScale, temperature: o.temperature,
+          random: o.remasking === 'random', seed: o.seed, step: nfe,
         });
         ++nfe;
         const committed: number[][] = [];
         let left = 0;
-        for (let b = 0; b < B; ++b) {
-          const masked = Array.from({ length: bl }, (_, j) => x[b * L + bs + j] === mask);
-          const x0 = new Int32Array(bl), conf = new Float64Array(bl);
-          predictBlock(logits.subarray(b * bl * V, (b + 1) * bl * V), guided ? logits.subarray((B + b) * bl * V, (B + b + 1) * bl * V) : null,
-            masked, pick, x0, conf);
-          const chosen = o.threshold !== null ? aboveThreshold(conf, o.threshold) : topK(conf, i < perBlock ? counts[b][i] : 0);
-          for (const j of chosen) x[b * L + bs + j] = x0[j];
+        for (let b = 0, k = 0; b < B; ++b) {
+          const c = new Float64Array(bl).fill(-Infinity), pred = new Int32Array(bl);  // −∞: not masked, never chosen
+          for (; k < positions.length && positions[k] < (b + 1) * bl; ++k) {
+            c[positions[k] - b * bl] = conf[k];
+            pred[positions[k] - b * bl] = x0[k];
+          }
+          const chosen = o.threshold !== null ? aboveThreshold(c, o.threshold) : topK(c, i < perBlock ? counts[b][i] : 0);
+          for (const j of chosen) x[b * L + bs + j] = pred[j];
           committed.push(chosen.map((j) => bs + j).sort((p, q) => p - q));
           for (let j = 0; j < bl; ++j) left += x[b * L + bs + j] === mask ? 1 : 0;
         }

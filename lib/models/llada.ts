@@ -8,10 +8,11 @@ import * as path from 'path';
 import type { WeightDType } from '../dtype';
 import { MambakitError } from '../errors';
 import { DiffusionOptions, resolveDiffusionOptions } from '../diffusion/options';
-import { Denoiser, DenoiserCache, DenoiserCall, DiffusionResult, DiffusionStep, diffuse, padPrompts } from '../diffusion/sampler';
+import { Denoiser, DenoiserCache, DenoiserCall, DiffusionResult, DiffusionStep, PickRequest, diffuse, padPrompts } from '../diffusion/sampler';
 import { LladaConfig, expectedLladaTensors } from '../io/llada-config';
 import { Checkpoint, isRecord } from '../io/safetensors';
 import { NativeModel, NativeTensor, addon, call } from '../native';
+import * as ops from '../ops';
 import { Device, Tensor } from '../tensor';
 import type { Tokenizer } from '../tokenizer';
 import type { DiffusionLM, DiffusionOutput, DiffusionPrompt, DiffusionStepView } from './interfaces';
@@ -126,21 +127,44 @@ export class LladaLM implements DiffusionLM, Denoiser {
     return new ModelState(call(() => this.#native.newState(rows, context)));
   }
 
-  /** @internal Denoiser: one forward, logits [rows, logitsCount, V]. */
-  async logits(c: DenoiserCall): Promise<Float32Array> {
+  // One positional forward of the plan: logits [rows, logitsCount, V] (the caller disposes them).
+  async #forward(c: DenoiserCall): Promise<Tensor> {
     const ids = Tensor.from(c.ids, [c.rows, c.n], { device: this.device });
     const bias = c.keyBias ? Tensor.from(c.keyBias, [c.rows, c.keys], { device: this.device }) : null;
-    let out: Tensor | null = null;
     try {
-      out = Tensor.fromHandle(await call(() => this.#native.forward({
+      return Tensor.fromHandle(await call(() => this.#native.forward({
         input: ids.handle, mode: 'forward', state: c.cache ? (c.cache as ModelState).handle : null,
         offset: c.offset, keys: c.keys, keyBias: bias?.handle ?? null, logitsFrom: c.logitsFrom, logitsCount: c.logitsCount,
       })));
-      return (await out.data()) as Float32Array;
     } finally {
       ids.dispose();
       bias?.dispose();
-      out?.dispose();
+    }
+  }
+
+  /** The logits of one sampler call, [rows, logitsCount, V] flattened (research and tests). */
+  async logits(c: DenoiserCall): Promise<Float32Array> {
+    const t = await this.#forward(c);
+    try {
+      return (await t.data()) as Float32Array;
+    } finally {
+      t.dispose();
+    }
+  }
+
+  /** @internal Denoiser: one forward, then the picks at the masked positions (csrc/core/denoise.h), off the JS thread. */
+  async predict(c: DenoiserCall, p: PickRequest): Promise<{ x0: Int32Array; conf: Float64Array }> {
+    const logits = await this.#forward(c);
+    const positions = Tensor.from(p.positions, [p.positions.length], { device: this.device });
+    try {
+      // positions index the logits' rows [rows · logitsCount, V]; guidance: the second half are the twins
+      return await ops.denoisePick(logits, positions, {
+        uncondOffset: p.guided ? (c.rows / 2) * c.logitsCount : undefined, cfg: p.cfgScale, temperature: p.temperature,
+        random: p.random, seed: p.seed, step: p.step,
+      });
+    } finally {
+      positions.dispose();
+      logits.dispose();
     }
   }
 

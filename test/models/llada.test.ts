@@ -123,6 +123,17 @@ describe.each(DEVICES)('LLaDA on %s', (device) => {
     small.dispose();
   });
 
+  test('temperature and random remasking: the same seed gives the same tokens, another seed others', async () => {
+    const p = prompt(6, 300, 299);
+    for (const o of [{ temperature: 1 }, { remasking: 'random' as const }, { temperature: 0.5, cfgScale: 1, cache: 'dual' as const }]) {
+      const opts = { genLength: 16, blockLength: 8, steps: 8, ...o };
+      const a = await model.generate(p, { ...opts, seed: 7 }), b = await model.generate(p, { ...opts, seed: 7 });
+      const c = await model.generate(p, { ...opts, seed: 8 });
+      expect(a.ids).toEqual(b.ids);
+      expect(c.ids).not.toEqual(a.ids);
+    }
+  });
+
   test('bad input: coded errors', async () => {
     const p = prompt(5, 300, 299);
     const code = (f: () => Promise<unknown>): Promise<string> => f().then(() => 'ok', (e: MambakitError) => e.code);
