@@ -254,6 +254,8 @@ export interface DenoisePickOptions {
   step?: number;
   /** Random remasking: the confidence is a uniform draw. */
   random?: boolean;
+  /** Decide among columns [from, from + count) only (x0 counted from `from`): e.g. MMaDA's image codes. */
+  columns?: readonly [number, number];
 }
 
 /**
@@ -263,7 +265,8 @@ export interface DenoisePickOptions {
  */
 export async function denoisePick(logits: Tensor, rows: Tensor, opts: DenoisePickOptions = {}): Promise<{ x0: Int32Array; conf: Float64Array }> {
   const [x0, conf] = await run('denoise_pick', [logits, rows], {
-    uncond_offset: opts.uncondOffset ?? -1, cfg: opts.cfg ?? 0, temperature: opts.temperature ?? 0, seed: opts.seed ?? 0, step: opts.step ?? 0, random: opts.random ? 1 : 0,
+    uncond_offset: opts.uncondOffset ?? -1, cfg: opts.cfg ?? 0,
+    ...(opts.columns ? { col0: opts.columns[0], cols: opts.columns[1] } : {}), temperature: opts.temperature ?? 0, seed: opts.seed ?? 0, step: opts.step ?? 0, random: opts.random ? 1 : 0,
   });
   try {
     const c = (await conf.data()) as Uint8Array;

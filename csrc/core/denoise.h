@@ -1,6 +1,7 @@
 // One step's per-position decisions of LLaDA's masked-diffusion sampler (lib/diffusion/sampler.ts), as
 // the reference makes them (ML-GSAI/LLaDA generate.py; Fast-dLLM llada/generate.py get_transfer_index),
-// shared by the CPU and CUDA kernels. For each listed row r of logits [*, V] (f32):
+// shared by the CPU and CUDA kernels. For each listed row r of logits [*, V] (f32; rows ld apart, so V
+// columns can be a slice of wider rows, e.g. MMaDA's image codes):
 //   l_v  = guided ? un_v + (cfg + 1)(cond_v − un_v) : cond_v                        (double)
 //   x0   = the first v maximizing l_v − T·log(−log u_v)   (T = 0: l_v; u_v = uniform(seed, step, r·V + v))
 //          — LLaDA's Gumbel noise exp(l)/(−log u)^T compared in the log domain (same argmax, no overflow)
@@ -22,6 +23,7 @@ struct DenoiseArgs {
   bool random;          // random remasking: conf is a uniform draw
   int32_t* x0;          // [n]
   double* conf;         // [n]
+  int64_t ld = 0;       // elements between rows of cond / uncond (0: V); cond may point into a row (a column slice)
 };
 
 }  // namespace mk

@@ -12,14 +12,15 @@ namespace mk::cpu {
 
 void denoise_pick(const DenoiseArgs& a) {
   const bool guided = a.uncond != nullptr;
+  const int64_t ld = a.ld > 0 ? a.ld : a.V;  // rows ld apart: cond may be a column slice
   parallel_for(a.n, 1, [&](int64_t i0, int64_t i1) {
     std::vector<double> mixed(guided ? static_cast<size_t>(a.V) : 0);
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t r = a.rows[i];
-      const float* c = a.cond + r * a.V;
+      const float* c = a.cond + r * ld;
       const auto logit = [&](int64_t v) -> double { return guided ? mixed[v] : static_cast<double>(c[v]); };
       if (guided) {
-        const float* u = a.uncond + r * a.V;
+        const float* u = a.uncond + r * ld;
         for (int64_t v = 0; v < a.V; ++v) mixed[v] = u[v] + (a.cfg + 1) * (static_cast<double>(c[v]) - u[v]);
       }
       double mx = -INFINITY, best_score = -INFINITY;

@@ -52,6 +52,8 @@ export interface PickRequest {
   random: boolean;
   seed: number;
   step: number;
+  /** Decide among logits columns [from, from + count) only (x0 counted from `from`). */
+  columns?: readonly [number, number];
 }
 
 export interface Denoiser {

@@ -160,7 +160,7 @@ export class LladaLM implements DiffusionLM, Denoiser {
       // positions index the logits' rows [rows · logitsCount, V]; guidance: the second half are the twins
       return await ops.denoisePick(logits, positions, {
         uncondOffset: p.guided ? (c.rows / 2) * c.logitsCount : undefined, cfg: p.cfgScale, temperature: p.temperature,
-        random: p.random, seed: p.seed, step: p.step,
+        random: p.random, seed: p.seed, step: p.step, columns: p.columns,
       });
     } finally {
       positions.dispose();

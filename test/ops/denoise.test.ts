@@ -65,6 +65,20 @@ describe.each(DEVICES)('denoise_pick on %s', (device) => {
     if (!o.random && o.T === 0 && !guided) expect(got.x0[rows.indexOf(1)]).toBe(3);
   });
 
+  test('a column slice of wider rows (MMaDA image codes), guided and noisy', async () => {
+    const R = 3, W = 700, c0 = 450, K = 200;
+    const both = uniform(2 * R * W, -4, 4);
+    const sliced = new Float32Array(2 * R * K);
+    for (let r = 0; r < 2 * R; ++r) sliced.set(both.subarray(r * W + c0, r * W + c0 + K), r * K);
+    const rows = [2, 0, 1];
+    const o = { cfg: 1.5, T: 1, seed: 99, step: 4, random: false };
+    const got = await ops.denoisePick(f32(both, [2 * R, W]), i32(rows), { uncondOffset: R, cfg: o.cfg, temperature: o.T, seed: o.seed, step: o.step, columns: [c0, K] });
+    const ref = pickRef(sliced.subarray(0, R * K), sliced.subarray(R * K), rows, K, o);
+    expect(Array.from(got.x0)).toEqual(ref.map((r) => r.x0));
+    for (let i = 0; i < rows.length; ++i) expect(Math.abs(got.conf[i] - ref[i].conf)).toBeLessThanOrEqual(1e-12);
+    await expect(ops.denoisePick(f32(both, [2 * R, W]), i32(rows), { columns: [c0, K + 51] })).rejects.toMatchObject({ code: 'E_ARG' });
+  });
+
   test('coded errors', async () => {
     const c = f32(uniform(20), [2, 10]);
     await expect(ops.denoisePick(c, i32([2]))).rejects.toMatchObject({ code: 'E_ARG' });
