@@ -59,7 +59,7 @@ export function resolveImageGenOptions(o: ImageGenOptions): Required<Omit<ImageG
 export function maskLen(s: number, T: number, N: number, unknown: number): number {
   const f = Math.fround;
   const ratio = f((s + 1) / T);  // torch.tensor(ratio): float32
-  const maskRatio = f(Math.cos(f(f(ratio * Math.PI) * 0.5)));
+  const maskRatio = f(Math.cos(f(f(ratio * f(Math.PI)) * 0.5)));  // float32 products, as torch
   const len = Math.floor(f(N * maskRatio));
   return Math.max(1, Math.min(unknown - 1, len));
 }

@@ -26,6 +26,9 @@ export interface LladaConfig {
   padTokenId: number | null;
   /** MMaDA: the text vocabulary before the image codes (llm_vocab_size), else vocabSize. */
   llmVocabSize: number;
+  /** MMaDA: image codes (codebook_size) and image tokens per image (num_vq_tokens); null for text-only LLaDA. */
+  codebookSize: number | null;
+  numVqTokens: number | null;
 }
 
 const fail = (msg: string): MambakitError => new MambakitError('E_FORMAT', msg);
@@ -76,6 +79,9 @@ export function parseLladaConfig(json: unknown, file: string): LladaConfig {
   const vocabSize = int('vocab_size', 1, 1 << 24);
   const embeddingSize = json.embedding_size === undefined || json.embedding_size === null ? vocabSize : int('embedding_size', 1, 1 << 24);
   if (embeddingSize < vocabSize) throw fail(`${file}: embedding_size ${embeddingSize} is smaller than vocab_size ${vocabSize}`);
+  const llm = typeof json.llm_vocab_size === 'number' ? json.llm_vocab_size : vocabSize;
+  if (typeof json.codebook_size === 'number' && llm + json.codebook_size > embeddingSize)
+    throw fail(`${file}: llm_vocab_size ${llm} + codebook_size ${json.codebook_size} exceed the ${embeddingSize} embedding rows`);
   const maskTokenId = int('mask_token_id', 0, embeddingSize - 1);
   return {
     modelType: type,
@@ -89,6 +95,8 @@ export function parseLladaConfig(json: unknown, file: string): LladaConfig {
     eosTokenId: optInt('eos_token_id'),
     padTokenId: optInt('pad_token_id'),
     llmVocabSize: json.llm_vocab_size === undefined ? vocabSize : int('llm_vocab_size', 1, embeddingSize),
+    codebookSize: json.codebook_size === undefined ? null : int('codebook_size', 1, embeddingSize),
+    numVqTokens: json.num_vq_tokens === undefined ? null : int('num_vq_tokens', 1, 1 << 20),
   };
 }
 

@@ -9,6 +9,8 @@ import type { WeightDType } from '../dtype';
 import { MambakitError } from '../errors';
 import { DiffusionOptions, resolveDiffusionOptions } from '../diffusion/options';
 import { Denoiser, DenoiserCache, DenoiserCall, DiffusionResult, DiffusionStep, PickRequest, diffuse, padPrompts } from '../diffusion/sampler';
+import { ImageGenOptions, ImageGenResult, ImageGenStep, maskgit, resolveImageGenOptions } from '../diffusion/maskgit';
+import { MMADA_SPECIAL_TOKENS, MmadaLayout, mmuPrompt, t2iBatch } from '../diffusion/mmada-prompts';
 import { LladaConfig, expectedLladaTensors } from '../io/llada-config';
 import { Checkpoint, isRecord } from '../io/safetensors';
 import { NativeModel, NativeTensor, addon, call } from '../native';
@@ -225,6 +227,43 @@ export class LladaLM implements DiffusionLM, Denoiser {
       const s = await it.next();
       if (s.done) return s.value;
     }
+  }
+
+  /**
+   * MMaDA's token layout: image codes after the text vocabulary (config.json llm_vocab_size, codebook_size,
+   * num_vq_tokens), the reserved special tokens, bos/eos from the tokenizer (or `ids`). E_ARG for a model
+   * without image tokens (text-only LLaDA).
+   */
+  imageLayout(opts: { maxTextLen?: number; bos?: number; eos?: number } = {}): MmadaLayout {
+    const c = this.config;
+    if (c.codebookSize === null || c.numVqTokens === null)
+      throw new MambakitError('E_ARG', `${c.modelType}: config.json has no codebook_size / num_vq_tokens: this model has no image tokens (MMaDA has)`);
+    const bos = opts.bos ?? this.tokenizer?.bosTokenId ?? null, eos = opts.eos ?? this.tokenizer?.eosTokenId ?? c.eosTokenId;
+    if (bos === null || eos === null) throw new MambakitError('E_ARG', `${c.modelType}: bos / eos ids unknown (no tokenizer): pass them`);
+    const maxTextLen = opts.maxTextLen ?? 512;
+    if (!(Number.isInteger(maxTextLen) && maxTextLen >= 2)) throw new MambakitError('E_ARG', `t2i: maxTextLen must be an integer ≥ 2, got ${maxTextLen}`);
+    const { soi, eoi, t2i, mmu, ipad } = MMADA_SPECIAL_TOKENS;
+    return { llmVocabSize: c.llmVocabSize, codebookSize: c.codebookSize, imageTokens: c.numVqTokens, maxTextLen, bos, eos, maskId: this.maskId,
+      special: { soi, eoi, t2i, mmu, ipad } };
+  }
+
+  /**
+   * Token level text-to-image (MMaDA's MaskGIT, lib/diffusion/maskgit.ts): prompts (text or ids) → image codes
+   * [B, num_vq_tokens], every step yielded. The unconditional prompt of guidance is the empty text.
+   */
+  imageTokens(prompts: readonly DiffusionPrompt[], opts: ImageGenOptions & { maxTextLen?: number; bos?: number; eos?: number } = {}): AsyncGenerator<ImageGenStep, ImageGenResult> {
+    const o = resolveImageGenOptions(opts);
+    const m = this.imageLayout(opts);
+    const texts = prompts.map((p) => this.#ids(p));
+    const L = m.maxTextLen + 1 + m.imageTokens + 2;
+    if (L > this.maxPositions) throw new MambakitError('E_ARG', `t2i: ${L} positions (text ${m.maxTextLen + 1} + image ${m.imageTokens + 2}) exceed the model's ${this.maxPositions}`);
+    const uncond = o.guidance > 0 ? t2iBatch(texts.map(() => []), m) : null;
+    return maskgit(this, m, t2iBatch(texts, m), uncond, o);
+  }
+
+  /** The mmu prompt for image codes and a question (ids as given, e.g. the chat-templated turn), for generate(). */
+  understandingPrompt(codes: readonly number[], question: DiffusionPrompt): number[] {
+    return mmuPrompt(codes, this.#ids(question), this.imageLayout());
   }
 
   /** Frees the weights. */
