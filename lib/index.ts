@@ -37,3 +37,8 @@ export type { DiffusionLM, DiffusionOutput, DiffusionPrompt, DiffusionStepView }
 export type { DiffusionOptions, DiffusionCache, Remasking } from './diffusion/options';
 export type { DiffusionStep, DiffusionResult } from './diffusion/sampler';
 export type { LladaConfig } from './io/llada-config';
+export { loadImageTokenizer } from './models/load';
+export { MagvitTokenizer } from './models/magvit';
+export type { LoadImageTokenizerOptions, EncodeImagesOptions, ImageCodes } from './models/magvit';
+export type { MagvitConfig, MagvitPartConfig } from './io/magvit-config';
+export * as magvitOps from './vision/magvit-ops';

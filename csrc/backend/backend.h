@@ -12,6 +12,7 @@
 #include "core/act.h"
 #include "core/attn.h"
 #include "core/denoise.h"
+#include "core/magvit.h"
 #include "core/sample.h"
 #include "core/ssm.h"
 #include "core/tensor.h"
@@ -79,6 +80,19 @@ class Backend {
   virtual Status gelu_gate(const float* a, int64_t lda, const float* b, int64_t ldb, float* y, int64_t ldy,
                            int64_t rows, int64_t n) = 0;
   virtual Status mean_pool(const float* x, float* y, int64_t B, int64_t P, int64_t C) = 0;
+
+  // ---- MAGVIT-v2 image tokenizer, NHWC f32 (core/magvit.h) -----------------------------------
+  virtual Status conv2d(const Conv2dArgs& a) = 0;
+  // GroupNorm over [B, P, C] in G groups (+ SiLU); y may alias x.
+  virtual Status group_norm(const float* x, const float* gamma, const float* beta, float* y, int64_t B, int64_t P,
+                            int64_t C, int64_t G, float eps, bool silu) = 0;
+  virtual Status upsample2x(const float* x, float* y, int64_t B, int64_t H, int64_t W, int64_t C) = 0;
+  // scratch: spatial_attn_scratch(B, P, C) floats.
+  virtual Status spatial_attn(const float* q, const float* k, const float* v, int64_t ld, float* o, int64_t ldo,
+                              float* scratch, int64_t B, int64_t P, int64_t C, float scale) = 0;
+  virtual Status lfq_encode(const float* z, int64_t ldz, int64_t rows, int64_t D, int32_t* codes, float* codes_f) = 0;
+  // A code outside [0, 2^D): E_ARG on the CPU; on CUDA it raises *flag (cleared here first), read back when verify.
+  virtual Status lfq_decode(const int32_t* codes, int64_t rows, int64_t D, float* z, int32_t* flag, bool verify) = 0;
 
   // ---- sampling (core/sample.h) -------------------------------------------------------------
   // CUDA: takes a [B, V] scratch of its own and waits for the kernel before returning.

@@ -6,6 +6,7 @@
 #include "cpu/attn.h"
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
+#include "cpu/magvit.h"
 #include "cpu/sample.h"
 #include "cpu/sparse.h"
 #include "cpu/ssm.h"
@@ -126,6 +127,39 @@ class CpuBackend final : public Backend {
   }
   Status mean_pool(const float* x, float* y, int64_t B, int64_t P, int64_t C) override {
     cpu::mean_pool(x, y, B, P, C);
+    return Status::Ok();
+  }
+  Status conv2d(const Conv2dArgs& a) override {
+    MK_RETURN_IF_ERROR(conv2d_can_run(a));
+    if (a.B > 0) cpu::conv2d(a);
+    return Status::Ok();
+  }
+  Status group_norm(const float* x, const float* gamma, const float* beta, float* y, int64_t B, int64_t P, int64_t C,
+                    int64_t G, float eps, bool silu) override {
+    MK_RETURN_IF_ERROR(group_norm_can_run(B, P, C, G));
+    if (B > 0) cpu::group_norm(x, gamma, beta, y, B, P, C, G, eps, silu);
+    return Status::Ok();
+  }
+  Status upsample2x(const float* x, float* y, int64_t B, int64_t H, int64_t W, int64_t C) override {
+    if (B * H * W * C > 0) cpu::upsample2x(x, y, B, H, W, C);
+    return Status::Ok();
+  }
+  Status spatial_attn(const float* q, const float* k, const float* v, int64_t ld, float* o, int64_t ldo, float* scratch,
+                      int64_t B, int64_t P, int64_t C, float scale) override {
+    if (B * P * C > 0) cpu::spatial_attn(q, k, v, ld, o, ldo, scratch, B, P, C, scale);
+    return Status::Ok();
+  }
+  Status lfq_encode(const float* z, int64_t ldz, int64_t rows, int64_t D, int32_t* codes, float* codes_f) override {
+    MK_RETURN_IF_ERROR(lfq_can_run(D));
+    if (rows > 0) cpu::lfq_encode(z, ldz, rows, D, codes, codes_f);
+    return Status::Ok();
+  }
+  Status lfq_decode(const int32_t* codes, int64_t rows, int64_t D, float* z, int32_t*, bool) override {
+    MK_RETURN_IF_ERROR(lfq_can_run(D));
+    const int64_t bad = rows > 0 ? cpu::lfq_decode(codes, rows, D, z) : -1;
+    if (bad >= 0)
+      return make_error(Code::ARG, "lfq_decode: code " + std::to_string(codes[bad]) + " at position " + std::to_string(bad) +
+                                       " is outside the codebook [0, " + std::to_string(int64_t{1} << D) + ")");
     return Status::Ok();
   }
   Status sample(const float* logits, const int32_t* prev, int32_t* ids, float* logprob, int64_t B, int64_t V,

@@ -8,6 +8,7 @@
 #include "backend/backend.h"
 #include "cuda/attn.cuh"
 #include "cuda/kernels.h"
+#include "cuda/magvit.cuh"
 #include "cuda/sample.cuh"
 #include "cuda/sparse.cuh"
 #include "cuda/ssm.cuh"
@@ -108,6 +109,31 @@ class CudaBackend final : public Backend {
   }
   Status mean_pool(const float* x, float* y, int64_t B, int64_t P, int64_t C) override {
     return cuda::mean_pool(x, y, B, P, C, stream_);
+  }
+  Status conv2d(const Conv2dArgs& a) override { return cuda::conv2d(a, stream_); }
+  Status group_norm(const float* x, const float* gamma, const float* beta, float* y, int64_t B, int64_t P, int64_t C,
+                    int64_t G, float eps, bool silu) override {
+    return cuda::group_norm(x, gamma, beta, y, B, P, C, G, eps, silu, stream_);
+  }
+  Status upsample2x(const float* x, float* y, int64_t B, int64_t H, int64_t W, int64_t C) override {
+    return cuda::upsample2x(x, y, B, H, W, C, stream_);
+  }
+  Status spatial_attn(const float* q, const float* k, const float* v, int64_t ld, float* o, int64_t ldo, float* scratch,
+                      int64_t B, int64_t P, int64_t C, float scale) override {
+    return cuda::spatial_attn(q, k, v, ld, o, ldo, scratch, B, P, C, scale, stream_);
+  }
+  Status lfq_encode(const float* z, int64_t ldz, int64_t rows, int64_t D, int32_t* codes, float* codes_f) override {
+    return cuda::lfq_encode(z, ldz, rows, D, codes, codes_f, stream_);
+  }
+  Status lfq_decode(const int32_t* codes, int64_t rows, int64_t D, float* z, int32_t* flag, bool verify) override {
+    if (rows == 0) return lfq_can_run(D);
+    if (flag) MK_RETURN_IF_ERROR(gpu::memset_zero(dev_, flag, sizeof(int32_t)));  // this call's codes only
+    MK_RETURN_IF_ERROR(cuda::lfq_decode(codes, rows, D, z, flag, stream_));
+    if (!verify || !flag) return Status::Ok();
+    int32_t bad = 0;
+    MK_RETURN_IF_ERROR(gpu::copy_d2h(dev_, &bad, flag, sizeof bad));
+    if (bad) return make_error(Code::ARG, "lfq_decode: a code is outside the codebook [0, " + std::to_string(int64_t{1} << D) + ")");
+    return Status::Ok();
   }
   Status sample(const float* logits, const int32_t* prev, int32_t* ids, float* logprob, int64_t B, int64_t V,
                 int64_t P, const SampleParams& p) override {

@@ -121,6 +121,11 @@ Status Plan::zero_slot(const PlanState& s, int64_t slot) const {
   return be->finish("zero slot");
 }
 
+Geometry Plan::final_geometry(const Geometry& g) const {
+  const std::vector<Geometry> gs = geometries(g);
+  return gs.empty() ? g : gs.back();
+}
+
 std::vector<Geometry> Plan::geometries(const Geometry& g) const {
   std::vector<Geometry> out;
   Geometry cur = g;
@@ -244,7 +249,7 @@ Status Plan::forward(const CallInputs& in, Tensor* out) const {
     return decode_with_graph(in, g, out);
   std::unique_ptr<Arena> ws;
   MK_RETURN_IF_ERROR(arenas_.get(dev_, workspace_bytes(*be, in, g), &ws));
-  MK_RETURN_IF_ERROR(Tensor::create(dev_, DType::F32, head_->output_shape(g, in), out));
+  MK_RETURN_IF_ERROR(Tensor::create(dev_, DType::F32, head_->output_shape(final_geometry(g), in), out));
   RunCtx c{*be, *ws, in, true};
   const Status st = launch(c, g, out->ptr<float>());
   arenas_.put(std::move(ws));  // stream-ordered: the next call may reuse it at once
@@ -279,7 +284,7 @@ Status Plan::decode_with_graph(const CallInputs& in, const Geometry& g, Tensor* 
     MK_RETURN_IF_ERROR(like(in.input, &gr->in.input));
     if (in.modality.storage) MK_RETURN_IF_ERROR(like(in.modality, &gr->in.modality));
     if (in.slots.storage) MK_RETURN_IF_ERROR(like(in.slots, &gr->in.slots));
-    MK_RETURN_IF_ERROR(Tensor::create(dev_, DType::F32, head_->output_shape(g, in), &gr->out));
+    MK_RETURN_IF_ERROR(Tensor::create(dev_, DType::F32, head_->output_shape(final_geometry(g), in), &gr->out));
     gr->ws.reset(new Arena(Arena::counter()));
     MK_RETURN_IF_ERROR(Arena::create(dev_, workspace_bytes(*be, gr->in, g), gr->ws.get()));
   }

@@ -99,6 +99,7 @@ class Block {
 class Head {
  public:
   virtual ~Head() = default;
+  // g: the stream the head reads (after every block).
   virtual Shape output_shape(const Geometry& g, const CallInputs& in) const = 0;
   virtual void scratch(Arena& a, const Geometry& g) const = 0;
   virtual Status run(RunCtx& c, Residual& r, float* out) const = 0;
@@ -167,6 +168,7 @@ class Plan {
   // workspace_bytes both take them through this).
   void stream_buffers(Arena& a, const Geometry& g, int32_t** flag, Residual* r) const;
   std::vector<Geometry> geometries(const Geometry& g) const;  // the stream after each block
+  Geometry final_geometry(const Geometry& g) const;          // the stream the head reads
   // Queues embed → blocks (+ edits) → head on `be` with no allocation and no host sync unless
   // c.verify: a decode step can be captured.
   Status launch(RunCtx& c, const Geometry& g, float* out) const;

@@ -147,7 +147,7 @@ export function validateLladaCheckpoint(c: LladaConfig, ckpt: Checkpoint): void 
     }
     const found = ckpt.get(t.name);
     if (dims(found.shape) !== dims(t.shape)) problems.push(`${found.file}: tensor '${t.name}' has shape ${dims(found.shape)}, expected ${dims(t.shape)} (${what})`);
-    else if (found.dtype === 'I32') problems.push(`${found.file}: tensor '${t.name}' is I32, expected a float dtype`);
+    else if (found.dtype === 'I32' || found.dtype === 'I64') problems.push(`${found.file}: tensor '${t.name}' is ${found.dtype}, expected a float dtype`);
   }
   for (const t of ckpt.list())
     if (!known.has(t.name))

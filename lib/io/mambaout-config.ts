@@ -119,7 +119,7 @@ export function validateMambaOutCheckpoint(cfg: MambaOutConfig, ckpt: Checkpoint
     }
     const found = ckpt.get(t.name);
     if (dims(found.shape) !== dims(t.shape)) problems.push(`${found.file}: tensor '${t.name}' has shape ${dims(found.shape)}, expected ${dims(t.shape)} (depths [${cfg.depths}], dims [${cfg.dims}], ${cfg.numClasses} classes)`);
-    else if (found.dtype === 'I32') problems.push(`${found.file}: tensor '${t.name}' is I32, expected a float dtype`);
+    else if (found.dtype === 'I32' || found.dtype === 'I64') problems.push(`${found.file}: tensor '${t.name}' is ${found.dtype}, expected a float dtype`);
   }
   for (const t of ckpt.list()) if (!known.has(t.name)) problems.push(`${t.file}: unexpected tensor '${t.name}' ${dims(t.shape)} (depths [${cfg.depths}], dims [${cfg.dims}])`);
   if (problems.length > 0) throw fail(problems[0] + (problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : ''));

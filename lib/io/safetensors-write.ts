@@ -10,14 +10,14 @@ import type { SafetensorsDType } from './safetensors';
 export interface TensorToWrite {
   dtype: SafetensorsDType;
   shape: number[];
-  /** F32: Float32Array; I32: Int32Array; F16/BF16: Float32Array (rounded to nearest even) or raw Uint16Array bits. */
-  data: Float32Array | Uint16Array | Int32Array;
+  /** F32: Float32Array; I32: Int32Array; I64: BigInt64Array; F16/BF16: Float32Array (rounded to nearest even) or raw Uint16Array bits. */
+  data: Float32Array | Uint16Array | Int32Array | BigInt64Array;
 }
 
 /** @deprecated moved to lib/dtype.ts; re-exported here for old imports. */
 export { f32ToBf16Bits, f32ToF16Bits } from '../dtype';
 
-const SIZE: Readonly<Record<SafetensorsDType, number>> = { F32: 4, F16: 2, BF16: 2, I32: 4 };
+const SIZE: Readonly<Record<SafetensorsDType, number>> = { F32: 4, F16: 2, BF16: 2, I32: 4, I64: 8 };
 
 // Null-prototype records, so a tensor named "__proto__" is an ordinary key.
 const dict = <T>(): Record<string, T> => Object.create(null) as Record<string, T>;
@@ -29,8 +29,9 @@ function encode(name: string, t: TensorToWrite): Uint8Array {
     throw new MambakitError('E_SHAPE', `${where}: shape must be integers >= 0`);
   const n = t.shape.reduce((a, b) => a * b, 1);
   if (t.data.length !== n) throw new MambakitError('E_SHAPE', `${where}: data has ${t.data.length} elements, shape [${t.shape.join(', ')}] needs ${n}`);
-  let out: Float32Array | Uint16Array | Int32Array;
+  let out: Float32Array | Uint16Array | Int32Array | BigInt64Array;
   if (t.dtype === 'F32' && t.data instanceof Float32Array) out = t.data;
+  else if (t.dtype === 'I64' && t.data instanceof BigInt64Array) out = t.data;
   else if (t.dtype === 'I32' && t.data instanceof Int32Array) out = t.data;
   else if ((t.dtype === 'F16' || t.dtype === 'BF16') && t.data instanceof Uint16Array) out = t.data;
   else if ((t.dtype === 'F16' || t.dtype === 'BF16') && t.data instanceof Float32Array) out = Uint16Array.from(t.data, t.dtype === 'F16' ? f32ToF16Bits : f32ToBf16Bits);

@@ -8,14 +8,18 @@ import { MambakitError } from '../errors';
 import { addon, call } from '../native';
 import { Device, Tensor } from '../tensor';
 
-export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I32';
+export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64';
 
-/** Each safetensors dtype we read: the tensor dtype it maps to and its element size. */
-export const ST_DTYPES: Readonly<Record<SafetensorsDType, { dtype: DType; size: number }>> = {
+/**
+ * Each safetensors dtype we read: the tensor dtype it maps to and its element size. I64 (PyTorch buffers such
+ * as a quantizer's power_vals) has no tensor dtype: such entries are listed and read raw (Checkpoint.readRaw).
+ */
+export const ST_DTYPES: Readonly<Record<SafetensorsDType, { dtype: DType | null; size: number }>> = {
   F32: { dtype: 'f32', size: 4 },
   F16: { dtype: 'f16', size: 2 },
   BF16: { dtype: 'bf16', size: 2 },
   I32: { dtype: 'i32', size: 4 },
+  I64: { dtype: null, size: 8 },
 };
 
 export interface SafetensorsEntry {
@@ -103,7 +107,7 @@ function parseHeader(file: string, hdr: Buffer, size: number): SafetensorsFile {
     if (!isRecord(v)) throw fail(`${where}: entry must be an object`);
     const { dtype, shape, data_offsets: offs } = v;
     if (typeof dtype !== 'string') throw fail(`${where}: dtype must be a string`);
-    if (!isStDType(dtype)) throw new MambakitError('E_DTYPE', `${where}: unsupported dtype '${dtype}' (expected F32, F16, BF16 or I32)`);
+    if (!isStDType(dtype)) throw new MambakitError('E_DTYPE', `${where}: unsupported dtype '${dtype}' (expected F32, F16, BF16, I32 or I64)`);
     if (!Array.isArray(shape) || shape.length > 8 || !shape.every(isUint))
       throw fail(`${where}: shape must be at most 8 integers >= 0, found ${JSON.stringify(shape)}`);
     if (!Array.isArray(offs) || offs.length !== 2 || !offs.every(isUint) || offs[0] > offs[1])
@@ -134,8 +138,9 @@ export interface LoadOptions {
 /** Loads one tensor of a safetensors file: one read into the tensor's storage, converting on load. */
 export async function loadTensor(file: string, entry: SafetensorsEntry, opts: LoadOptions = {}): Promise<Tensor> {
   const src = ST_DTYPES[entry.dtype].dtype;
-  const dst = opts.dtype ?? src;
   const where = `${file}: tensor '${entry.name}'`;
+  if (src === null) throw new MambakitError('E_DTYPE', `${where}: ${entry.dtype} data has no tensor dtype (read it with Checkpoint.readRaw)`);
+  const dst = opts.dtype ?? src;
   const float = (d: DType): boolean => d === 'f32' || d === 'f16' || d === 'bf16';
   if (!isDType(dst) || (dst !== src && !(float(src) && float(dst))))
     throw new MambakitError('E_DTYPE', `${where}: cannot load ${entry.dtype} data as ${String(dst)}`);
@@ -190,6 +195,20 @@ export class Checkpoint {
     const t = this.#tensors.get(name);
     if (!t) throw fail(`${this.dir}: checkpoint has no tensor '${name}'`);
     return t;
+  }
+
+  /** A tensor's bytes as stored (little-endian), e.g. an I64 buffer. */
+  async readRaw(name: string): Promise<Buffer> {
+    const t = this.get(name);
+    const fh = await fs.promises.open(t.file, 'r');
+    try {
+      const buf = Buffer.alloc(t.nbytes);
+      const { bytesRead } = await fh.read(buf, 0, t.nbytes, t.offset);
+      if (bytesRead !== t.nbytes) throw fail(`${t.file}: tensor '${name}' is cut short (${bytesRead} of ${t.nbytes} bytes)`);
+      return buf;
+    } finally {
+      await fh.close();
+    }
   }
 
   /** Loads a tensor by name; each first load of a name advances the progress callback. */

@@ -15,6 +15,7 @@ import { LladaLM } from './llada';
 import { MambaLM } from './mamba';
 import { MambaOutClassifier } from './mambaout';
 import { parseMambaOutConfig, validateMambaOutCheckpoint } from '../io/mambaout-config';
+import { LoadImageTokenizerOptions, MagvitTokenizer } from './magvit';
 
 export interface LoadModelOptions {
   device?: Device;
@@ -123,4 +124,12 @@ export function loadDiffusionModel(dir: string, opts: Omit<LoadModelOptions, 'ki
 /** Loads the image classifier in `dir`; a directory holding a language model is E_ARG (before any weight loads). */
 export function loadClassifier(dir: string, opts: Omit<LoadModelOptions, 'kind'> = {}): Promise<MambaOutClassifier> {
   return loadModel(dir, { ...opts, kind: 'classifier' });
+}
+
+/**
+ * Loads the MAGVIT-v2 image tokenizer in `dir` (showlab/magvitv2 as MMaDA uses it: config.json with
+ * "_class_name": "MAGVITv2", model.safetensors or pytorch_model.safetensors).
+ */
+export function loadImageTokenizer(dir: string, opts: LoadImageTokenizerOptions = {}): Promise<MagvitTokenizer> {
+  return MagvitTokenizer.load(dir, opts);
 }
