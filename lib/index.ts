@@ -20,9 +20,10 @@ export type { TokenBatch, ModalityBatch } from './models/tokens';
 export { loadTokenizer, Tokenizer, StreamDecoder } from './tokenizer';
 export type { GenerateOptions, GenerateChunk, GenerateResult, FinishReason } from './generate/request';
 export type { SchedulerOptions } from './generate/scheduler';
-export { createServer } from './server/server';
+export { createServer, drain } from './server/server';
 export type { MambaConfig, MoeConfig, ModalityConfig, MambaModelType } from './io/mamba-config';
-export type { ServeOptions } from './server/server';
+export type { ServeOptions, LogLevel, DrainResult } from './server/server';
+export type { TopLogprob } from './generate/top-logprobs';
 // MambaOut (vision)
 export { MambaOutClassifier } from './models/mambaout';
 export type { Classification, ClassifyOptions } from './models/mambaout';

@@ -6,6 +6,7 @@ import { MambakitError } from '../errors';
 import type { SampleOptions } from '../ops';
 import type { Tokenizer } from '../tokenizer';
 import { StopMatcher } from './stop';
+import type { TopLogprob } from './top-logprobs';
 
 export interface GenerateOptions extends SampleOptions {
   /** Most tokens to generate (default 128). */
@@ -17,12 +18,20 @@ export interface GenerateOptions extends SampleOptions {
   signal?: AbortSignal;
   /** Mixture-of-Mamba: the modality (id or name) of the prompt and the generated tokens. */
   modality?: number | string;
+  /**
+   * Also return, on every chunk, this many most likely tokens under the sampler's distribution with
+   * their log-probabilities (`GenerateChunk.topLogprobs`; 0 = off, the default; at most 20). Costs a
+   * copy of the request's logits row to the host per token.
+   */
+  topLogprobs?: number;
 }
 
 export interface GenerateChunk {
   text: string;
   tokenId: number;
   logprob: number;
+  /** With `topLogprobs`: the most likely tokens of this step, most likely first (ties: lower id). */
+  topLogprobs?: TopLogprob[];
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -56,6 +65,7 @@ export class Request {
     };
     if (opts.maxTokens !== undefined && !(Number.isInteger(opts.maxTokens) && opts.maxTokens >= 1)) bad('maxTokens', opts.maxTokens, 'an integer ≥ 1');
     if (opts.seed !== undefined && !(Number.isInteger(opts.seed) && opts.seed >= 0 && opts.seed < 2 ** 32)) bad('seed', opts.seed, 'an integer in [0, 2^32)');
+    if (opts.topLogprobs !== undefined && !(Number.isInteger(opts.topLogprobs) && opts.topLogprobs >= 0 && opts.topLogprobs <= 20)) bad('topLogprobs', opts.topLogprobs, 'an integer in [0, 20]');
     if (opts.stop !== undefined && !(Array.isArray(opts.stop) && opts.stop.every((s) => typeof s === 'string'))) bad('stop', opts.stop, 'an array of strings');
     if (typeof prompt === 'string' && !tokenizer) throw new MambakitError('E_ARG', 'generate: this model has no tokenizer.json; pass token ids');
     this.promptIds = typeof prompt === 'string' ? (tokenizer as Tokenizer).encode(prompt) : Array.from(prompt);
@@ -77,14 +87,14 @@ export class Request {
   }
 
   /** Takes one sampled token; returns the chunk to emit (if any). Sets finishReason when done. */
-  accept(id: number, logprob: number): GenerateChunk | null {
+  accept(id: number, logprob: number, topLogprobs?: TopLogprob[]): GenerateChunk | null {
     this.step++;
     if (id === this.#eos) {
       // EOS is not emitted; text still held back (a stop-string prefix, a partial character) is,
       // on a chunk carrying the EOS id
       this.finishReason = 'stop';
       const tail = this.#drain(this.#decoder ? this.#decoder.flush() : '');
-      return tail ? { text: tail, tokenId: id, logprob } : null;
+      return tail ? { text: tail, tokenId: id, logprob, ...(topLogprobs && { topLogprobs }) } : null;
     }
     this.tokens.push(id);
     this.history.push(id);
@@ -97,7 +107,7 @@ export class Request {
     this.text += out;
     if (r.stopped) this.finishReason = 'stop';
     else if (last) this.finishReason = 'length';
-    return { text: out, tokenId: id, logprob };
+    return { text: out, tokenId: id, logprob, ...(topLogprobs && { topLogprobs }) };
   }
 
   #drain(piece: string): string {

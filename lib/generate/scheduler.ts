@@ -11,6 +11,7 @@ import { embedding, sample } from '../ops';
 import { Tensor } from '../tensor';
 import type { Tokenizer } from '../tokenizer';
 import { GenerateChunk, GenerateOptions, GenerateResult, Request } from './request';
+import { topLogprobs } from './top-logprobs';
 
 export interface SchedulerOptions {
   /** Most sequences decoded in one step (default 32). */
@@ -186,6 +187,14 @@ export class BatchScheduler<S extends RecurrentState = RecurrentState> {
       jobs.forEach((j, i) => data.set(j.req.history, i * P));
       prev = Tensor.from(data, [jobs.length, P], { device: dev });
     }
+    // rows of the requests that asked for top log-probabilities, to the host (before sampling: same logits)
+    const want = jobs.flatMap((j, i) => ((j.req.opts.topLogprobs ?? 0) > 0 ? [i] : []));
+    let rows: Float32Array | null = null;
+    if (want.length > 0) {
+      const t = want.length === jobs.length ? logits : await embedding(Tensor.from(Int32Array.from(want), [want.length], { device: dev }), logits);
+      rows = (await t.data()) as Float32Array;
+      if (t !== logits) t.dispose();
+    }
     const { ids, logprobs } = await sample(logits, { ...jobs[0].req.opts, prev, keys });
     keys.dispose();
     prev?.dispose();
@@ -193,8 +202,11 @@ export class BatchScheduler<S extends RecurrentState = RecurrentState> {
     const lpv = (await logprobs.data()) as Float32Array;
     ids.dispose();
     logprobs.dispose();
+    const V = logits.shape[1];
     jobs.forEach((job, i) => {
-      const chunk = job.req.accept(idv[i], lpv[i]);
+      const k = rows ? want.indexOf(i) : -1;
+      const top = k >= 0 ? topLogprobs((rows as Float32Array).subarray(k * V, (k + 1) * V), job.req.opts.topLogprobs as number, job.req.opts, job.req.usesPenalty ? job.req.history : null) : undefined;
+      const chunk = job.req.accept(idv[i], lpv[i], top);
       if (chunk) job.push(chunk);
       job.last = idv[i];
     });

@@ -18,10 +18,22 @@ import * as ops from '../ops';
 import { Device, Tensor } from '../tensor';
 import type { Tokenizer } from '../tokenizer';
 import type { DiffusionLM, DiffusionOutput, DiffusionPrompt, DiffusionStepView } from './interfaces';
+import type { MagvitTokenizer } from './magvit';
+import type { ImageInput } from '../vision/preprocess';
 import { ModelState } from './state';
 import { TokenBatch, tokenTensor } from './tokens';
 
 export type { DiffusionOptions } from '../diffusion/options';
+
+/** One generated image: PNG bytes, its code grid [height · width], forward passes used. */
+export interface GeneratedImage {
+  png: Buffer;
+  codes: Int32Array;
+  height: number;
+  width: number;
+  nfe: number;
+  finishReason: 'length' | 'abort';
+}
 
 /** generation_config.json keys read as sampler defaults (call options win). */
 function generationDefaults(json: unknown): { opts: DiffusionOptions; eos: number[] } {
@@ -44,6 +56,8 @@ export class LladaLM implements DiffusionLM, Denoiser {
   readonly #weights: Tensor[];
   /** The checkpoint's tokenizer.json, when it has one (set by loadModel). */
   tokenizer: Tokenizer | null = null;
+  /** MMaDA's image tokenizer (MAGVIT-v2) for generateImage / understand: loadModel's `imageTokenizer` option, or set it. */
+  imageTokenizer: MagvitTokenizer | null = null;
   /** Sampler defaults from generation_config.json (call options override them). */
   readonly defaults: DiffusionOptions;
   /** Ids that end the text: eos_token_id of config.json and generation_config.json. */
@@ -266,8 +280,59 @@ export class LladaLM implements DiffusionLM, Denoiser {
     return mmuPrompt(codes, this.#ids(question), this.imageLayout());
   }
 
-  /** Frees the weights. */
+  // The image grid of num_vq_tokens (square, as MMaDA's decode_code assumes) and the tokenizer that maps it.
+  #grid(what: string): { tok: MagvitTokenizer; side: number } {
+    const tok = this.imageTokenizer;
+    if (!tok) throw new MambakitError('E_ARG', `${what}: no image tokenizer (load one with loadImageTokenizer and set model.imageTokenizer, or pass loadModel's imageTokenizer)`);
+    const N = this.imageLayout({ bos: 0, eos: 0 }).imageTokens, side = Math.round(Math.sqrt(N));
+    if (side * side !== N) throw new MambakitError('E_ARG', `${what}: num_vq_tokens ${N} is not a square grid`);
+    if (tok.codebookSize !== this.config.codebookSize)
+      throw new MambakitError('E_ARG', `${what}: the image tokenizer has ${tok.codebookSize} codes, the model ${String(this.config.codebookSize)}`);
+    return { tok, side };
+  }
+
+  /**
+   * Text to images: MMaDA's MaskGIT (imageTokens) then the image tokenizer's decoder; each step yielded, with
+   * PNG previews of its draws when `previews` is set; returns one image per prompt.
+   */
+  async *imageSteps(prompts: readonly DiffusionPrompt[], opts: ImageGenOptions & { maxTextLen?: number; previews?: boolean } = {}):
+    AsyncGenerator<ImageGenStep & { previews?: Buffer[] }, GeneratedImage[]> {
+    const { tok, side } = this.#grid('generateImage');
+    const it = this.imageTokens(prompts, opts);
+    for (;;) {
+      const s = await it.next();
+      if (s.done) {
+        const r = s.value;
+        const pngs = await tok.decodeToPng(r.codes, r.B, side, side);
+        return pngs.map((png, b) => ({ png, codes: r.codes.slice(b * r.N, (b + 1) * r.N), height: side, width: side, nfe: r.nfe, finishReason: r.finishReason }));
+      }
+      yield opts.previews ? { ...s.value, previews: await tok.decodeToPng(s.value.codes, prompts.length, side, side) } : s.value;
+    }
+  }
+
+  /** One image for one prompt (see imageSteps). */
+  async generateImage(prompt: DiffusionPrompt, opts: ImageGenOptions & { maxTextLen?: number } = {}): Promise<GeneratedImage> {
+    const it = this.imageSteps([prompt], opts);
+    for (;;) {
+      const s = await it.next();
+      if (s.done) return s.value[0];
+    }
+  }
+
+  /**
+   * Image understanding (inference_mmu.py): the image → codes (resized and center-cropped to the model's grid)
+   * → `<|mmu|> <|soi|> image <|eoi|> question` → LLaDA's text sampler → the answer.
+   */
+  async understand(image: ImageInput, question: DiffusionPrompt, opts: DiffusionOptions & { resize?: 'crop' | 'squash' } = {}): Promise<DiffusionOutput> {
+    const { tok, side } = this.#grid('understand');
+    const { resize, ...rest } = opts;
+    const codes = await tok.encodeImages([image], { resolution: side * tok.config.downsample, resize });
+    return this.generate(this.understandingPrompt(Array.from(codes.codes), question), rest);
+  }
+
+  /** Frees the weights (and the image tokenizer's). */
   dispose(): void {
+    this.imageTokenizer?.dispose();
     this.#native.dispose();
     this.#weights.forEach((t) => t.dispose());
   }

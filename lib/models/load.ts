@@ -25,6 +25,8 @@ export interface LoadModelOptions {
   onProgress?: ProgressFn;
   /** The kind of model wanted: a directory holding another kind is E_ARG, before any weight loads. */
   kind?: ModelKind;
+  /** Diffusion models (MMaDA): the MAGVIT-v2 image tokenizer's directory, loaded onto the same device (model.imageTokenizer). */
+  imageTokenizer?: string;
 }
 
 /** What loadModel returns without `kind`: narrow it on `model.kind`. */
@@ -104,6 +106,12 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
         throw new MambakitError('E_FORMAT', `${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens, the model's embedding only ${cfg.embeddingSize}`);
       const model = await LladaLM.load(cfg, ckpt, device, dtype);
       model.tokenizer = tokenizer;
+      try {
+        if (opts.imageTokenizer !== undefined) model.imageTokenizer = await MagvitTokenizer.load(opts.imageTokenizer, { device });
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
       return model;
     }
     default:

@@ -4,7 +4,9 @@ import { randomUUID } from 'crypto';
 
 import type { FastifyReply } from 'fastify';
 
-import type { GenerateOptions, GenerateResult } from '../generate/request';
+import type { GenerateChunk, GenerateOptions, GenerateResult } from '../generate/request';
+import type { Tokenizer } from '../tokenizer';
+import { SseLimits, guardedWriter, writeEventStreamHead } from './production';
 
 export interface CompletionRequest {
   prompt: string | number[];
@@ -18,6 +20,8 @@ export interface CompletionRequest {
   seed?: number;
   stop?: string | string[];
   stream?: boolean;
+  /** OpenAI's legacy field: the log-probabilities of the chosen tokens and of this many alternatives (0–5; 0 = none). */
+  logprobs?: number | null;
   /** mambakit extension for Mixture-of-Mamba models: the modality (id or name) of the request. */
   modality?: string | number;
 }
@@ -40,6 +44,7 @@ export function completionSchema(maxTokens: number): Record<string, unknown> {
       seed: { type: 'integer', minimum: 0, maximum: 4294967295 },
       stop: { anyOf: [{ type: 'string' }, { type: 'array', maxItems: 16, items: { type: 'string' } }] },
       stream: { type: 'boolean' },
+      logprobs: { anyOf: [{ type: 'integer', minimum: 0, maximum: 5 }, { type: 'null' }] },
       modality: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'integer', minimum: 0 }] },
     },
   };
@@ -53,6 +58,7 @@ export function toGenerateOptions(b: CompletionRequest, signal: AbortSignal): Ge
     stop: b.stop === undefined ? undefined : Array.isArray(b.stop) ? b.stop : [b.stop],
     signal,
     modality: b.modality,
+    ...(b.logprobs ? { topLogprobs: b.logprobs } : {}),
   };
 }
 
@@ -62,32 +68,75 @@ export function envelope(model: string): Envelope {
   return { id: `cmpl-${randomUUID()}`, created: Math.floor(Date.now() / 1000), model };
 }
 
-export function completionBody(env: Envelope, r: GenerateResult): Record<string, unknown> {
+/** OpenAI's legacy `logprobs` object (plus `token_ids`, a mambakit extension). */
+export interface Logprobs {
+  tokens: string[];
+  token_logprobs: number[];
+  top_logprobs: Record<string, number>[];
+  text_offset: number[];
+  token_ids: number[];
+}
+
+/**
+ * Builds the `logprobs` of a completion from its chunks: one entry per chunk (per sampled token that
+ * was emitted), `tokens` as each token's own text, `text_offset` where the token's text starts in the
+ * completion, `top_logprobs` the alternatives most likely first, plus the chosen token when it is not
+ * among them (so up to n + 1 entries, as OpenAI returns).
+ */
+export class LogprobsBuilder {
+  readonly all: Logprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [], token_ids: [] };
+  #offset = 0;
+  constructor(private readonly tokenizer: Tokenizer | null) {}
+
+  #token(id: number): string {
+    return this.tokenizer ? this.tokenizer.decode([id]) : `token_id:${id}`;
+  }
+
+  /** Adds a chunk; returns its entry alone (for a streamed event). */
+  add(c: GenerateChunk): Logprobs {
+    const top: Record<string, number> = {};
+    for (const t of c.topLogprobs ?? []) {
+      const k = this.#token(t.tokenId);
+      if (!(k in top)) top[k] = t.logprob;
+    }
+    const token = this.#token(c.tokenId);
+    if (!(token in top)) top[token] = c.logprob;
+    const one: Logprobs = { tokens: [token], token_logprobs: [c.logprob], top_logprobs: [top], text_offset: [this.#offset], token_ids: [c.tokenId] };
+    this.#offset += c.text.length;
+    for (const k of Object.keys(one) as (keyof Logprobs)[]) (this.all[k] as unknown[]).push(one[k][0]);
+    return one;
+  }
+}
+
+export function completionBody(env: Envelope, r: GenerateResult, logprobs: Logprobs | null = null): Record<string, unknown> {
   return {
     ...env, object: 'text_completion',
-    choices: [{ index: 0, text: r.text, finish_reason: r.finishReason, logprobs: null }],
+    choices: [{ index: 0, text: r.text, finish_reason: r.finishReason, logprobs }],
     usage: { prompt_tokens: r.usage.promptTokens, completion_tokens: r.usage.completionTokens, total_tokens: r.usage.promptTokens + r.usage.completionTokens },
   };
 }
 
-export function streamEvent(env: Envelope, text: string, finishReason: string | null): string {
-  const body = { ...env, object: 'text_completion', choices: [{ index: 0, text, finish_reason: finishReason, logprobs: null }] };
+export function streamEvent(env: Envelope, text: string, finishReason: string | null, logprobs: Logprobs | null = null): string {
+  const body = { ...env, object: 'text_completion', choices: [{ index: 0, text, finish_reason: finishReason, logprobs }] };
   return `data: ${JSON.stringify(body)}\n\n`;
 }
 
 /**
  * Answers with server-sent events: `produce` writes the events; an error after the headers went out is sent
- * as a final error event (the status is already 200); `data: [DONE]` ends a stream that completed.
+ * as a final error event (the status is already 200); `data: [DONE]` ends a stream that completed. A
+ * client that stops reading is cut off by `limits` (which aborts the request).
  */
-export async function sendEvents(reply: FastifyReply, produce: (write: (event: string) => void) => Promise<void>): Promise<FastifyReply> {
+export async function sendEvents(reply: FastifyReply, limits: SseLimits, produce: (write: (event: string) => void) => Promise<void>): Promise<FastifyReply> {
   reply.hijack();
-  reply.raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  writeEventStreamHead(reply);
+  const out = guardedWriter(reply.raw, limits);
   try {
-    await produce((event) => reply.raw.write(event));
-    reply.raw.write('data: [DONE]\n\n');
+    await produce(out.write);
+    out.write('data: [DONE]\n\n');
   } catch (e) {
-    reply.raw.write(`data: ${JSON.stringify({ error: { message: (e as Error).message } })}\n\n`);
+    out.write(`data: ${JSON.stringify({ error: { message: (e as Error).message, type: 'server_error' } })}\n\n`);
   } finally {
+    out.done();
     reply.raw.end();
   }
   return reply;

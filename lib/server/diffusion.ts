@@ -8,6 +8,8 @@ import type { FastifyInstance } from 'fastify';
 import type { DiffusionCache, DiffusionOptions, Remasking } from '../diffusion/options';
 import type { DiffusionLM } from '../models/interfaces';
 import { envelope, sendEvents, streamEvent } from './completions';
+import { apiError } from './production';
+import type { RouteContext } from './server';
 
 export interface DiffusionRequest {
   prompt: string | number[];
@@ -52,19 +54,28 @@ export function toDiffusionOptions(b: DiffusionRequest, signal: AbortSignal): Di
 }
 
 /** Registers /health and /v1/completions for `model` on `app`. */
-export function serveDiffusion(app: FastifyInstance, model: DiffusionLM, name: string, o: { maxQueue: number; maxPromptTokens: number; maxTokens: number }): void {
+export function serveDiffusion(app: FastifyInstance, model: DiffusionLM, ctx: RouteContext): void {
+  const { name, metrics, inflight } = ctx;
   let running = 0, waiting = 0;
   let tail: Promise<void> = Promise.resolve();
-  app.get('/health', async () => ({ status: 'ok', model: name, kind: model.kind, device: model.device, dtype: model.dtype, running, waiting }));
+  ctx.setLoad(() => ({ running, waiting, freeSlots: 1 - running }));
+  app.get('/health', async (_req, reply) => {
+    reply.code(inflight.draining ? 503 : 200);
+    return { status: inflight.draining ? 'draining' : 'ok', model: name, kind: model.kind, device: model.device, dtype: model.dtype, running, waiting };
+  });
 
-  app.post<{ Body: DiffusionRequest }>('/v1/completions', { schema: { body: diffusionSchema(o.maxTokens) } }, async (req, reply) => {
+  app.post<{ Body: DiffusionRequest }>('/v1/completions', { schema: { body: diffusionSchema(ctx.maxTokens) } }, async (req, reply) => {
+    const start = performance.now();
     const b = req.body;
     const ids = typeof b.prompt === 'string' ? model.tokenizer?.encode(b.prompt) : b.prompt;
-    if (!ids) return reply.code(400).send({ error: { message: 'this model has no tokenizer: send the prompt as token ids', type: 'invalid_request_error' } });
-    if (ids.length > o.maxPromptTokens) return reply.code(400).send({ error: { message: `prompt is ${ids.length} tokens, the limit is ${o.maxPromptTokens}`, type: 'invalid_request_error' } });
-    if (waiting >= o.maxQueue) return reply.code(429).send({ error: { message: `server busy: ${waiting} requests waiting`, type: 'rate_limit_error' } });
+    if (!ids) return reply.code(400).send(apiError('this model has no tokenizer: send the prompt as token ids', 'invalid_request_error'));
+    if (ids.length > ctx.maxPromptTokens) return reply.code(400).send(apiError(`prompt is ${ids.length} tokens, the limit is ${ctx.maxPromptTokens}`, 'invalid_request_error'));
+    if (waiting >= ctx.maxQueue) return reply.code(429).send(apiError(`server busy: ${waiting} requests waiting`, 'rate_limit_error'));
     const ac = new AbortController();
     reply.raw.on('close', () => { if (!reply.raw.writableFinished) ac.abort(); });
+    const releaseInflight = inflight.track(ac);
+    const gen = metrics.generation(start, false);
+    let completionTokens = 0, finishReason: string | null = null;
     const env = envelope(name);
     // one request at a time: wait for the one ahead
     ++waiting;
@@ -77,9 +88,13 @@ export function serveDiffusion(app: FastifyInstance, model: DiffusionLM, name: s
     try {
       const it = model.steps([ids], toDiffusionOptions(b, ac.signal));
       let s = await it.next();  // bad options (E_ARG) throw here: a 400
+      metrics.promptTokens.inc(ids.length);
       if (!b.stream) {
         while (!s.done) s = await it.next();
         const [r] = s.value;
+        gen.token();
+        completionTokens = r.usage.completionTokens;
+        finishReason = r.finishReason === 'abort' ? 'abort' : 'length';
         return {
           ...env, object: 'text_completion',
           choices: [{ index: 0, text: r.text ?? '', tokens: r.tokens, finish_reason: r.finishReason === 'abort' ? 'abort' : 'length', logprobs: null }],
@@ -87,7 +102,7 @@ export function serveDiffusion(app: FastifyInstance, model: DiffusionLM, name: s
         };
       }
       const decoder = model.tokenizer?.streamDecoder({ context: ids, skipSpecialTokens: true }) ?? null;
-      return await sendEvents(reply, async (write) => {
+      return await sendEvents(reply, ctx.sse, async (write) => {
         let sent = 0, ended = false;  // generated ids already streamed; whether an end-of-text id was reached
         const emit = (final: readonly number[]): void => {
           let text = '';
@@ -97,13 +112,18 @@ export function serveDiffusion(app: FastifyInstance, model: DiffusionLM, name: s
             if (model.stopIds.has(id)) { ended = true; break; }
             text += decoder ? decoder.push(id) : `${id} `;
           }
-          if (text) write(streamEvent(env, text, null));
+          if (text) {
+            gen.token();
+            write(streamEvent(env, text, null));
+          }
         };
         while (!s.done) {
           emit(s.value.ids[0].slice(0, s.value.final));  // blocks that are done
           s = await it.next();
         }
         const [r] = s.value;
+        completionTokens = r.usage.completionTokens;
+        finishReason = r.finishReason === 'abort' ? 'abort' : 'length';
         emit(r.ids);
         const rest = decoder && !ended ? decoder.flush() : '';
         if (rest) write(streamEvent(env, rest, null));
@@ -112,6 +132,8 @@ export function serveDiffusion(app: FastifyInstance, model: DiffusionLM, name: s
     } finally {
       --running;
       release();
+      gen.end(completionTokens, finishReason);
+      releaseInflight();
     }
   });
 }
