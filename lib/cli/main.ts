@@ -4,11 +4,12 @@ import { info } from '../runtime';
 import { BENCH_USAGE, cmdBench } from './bench';
 import { CLASSIFY_USAGE, cmdClassify } from './classify';
 import { DIFFUSE_USAGE, cmdDiffuse } from './diffuse';
+import { T2I_USAGE, UNDERSTAND_USAGE, cmdT2i, cmdUnderstand } from './images';
 import { GENERATE_USAGE, cmdGenerate } from './generate';
 import { SERVE_USAGE, cmdServe } from './serve';
 
 function usage(): never {
-  process.stderr.write(`usage: mambakit info [--json]\n${BENCH_USAGE}\n${GENERATE_USAGE}\n${SERVE_USAGE}\n${CLASSIFY_USAGE}\n${DIFFUSE_USAGE}\n`);
+  process.stderr.write(`usage: mambakit info [--json]\n${BENCH_USAGE}\n${GENERATE_USAGE}\n${SERVE_USAGE}\n${CLASSIFY_USAGE}\n${DIFFUSE_USAGE}\n${T2I_USAGE}\n${UNDERSTAND_USAGE}\n`);
   process.exit(2);
 }
 
@@ -36,8 +37,8 @@ function cmdInfo(json: boolean): void {
 
 const [cmd, ...rest] = process.argv.slice(2);
 if (cmd === 'info') cmdInfo(rest.includes('--json'));
-else if (cmd === 'generate' || cmd === 'serve' || cmd === 'bench' || cmd === 'classify' || cmd === 'diffuse')
-  ({ generate: cmdGenerate, serve: cmdServe, bench: cmdBench, classify: cmdClassify, diffuse: cmdDiffuse }[cmd])(rest).catch((e: unknown) => {
+else if (cmd === 'generate' || cmd === 'serve' || cmd === 'bench' || cmd === 'classify' || cmd === 'diffuse' || cmd === 't2i' || cmd === 'understand')
+  ({ generate: cmdGenerate, serve: cmdServe, bench: cmdBench, classify: cmdClassify, diffuse: cmdDiffuse, t2i: cmdT2i, understand: cmdUnderstand }[cmd])(rest).catch((e: unknown) => {
     const err = e as { code?: string; message?: string };
     process.stderr.write(`mambakit ${cmd}: ${err.code ? err.code + ': ' : ''}${err.message ?? String(e)}\n`);
     process.exit(1);
