@@ -295,7 +295,7 @@ export class LladaLM implements DiffusionLM, Denoiser {
    * Text to images: MMaDA's MaskGIT (imageTokens) then the image tokenizer's decoder; each step yielded, with
    * PNG previews of its draws when `previews` is set; returns one image per prompt.
    */
-  async *imageSteps(prompts: readonly DiffusionPrompt[], opts: ImageGenOptions & { maxTextLen?: number; previews?: boolean } = {}):
+  async *imageSteps(prompts: readonly DiffusionPrompt[], opts: ImageGenOptions & { maxTextLen?: number; bos?: number; eos?: number; previews?: boolean } = {}):
     AsyncGenerator<ImageGenStep & { previews?: Buffer[] }, GeneratedImage[]> {
     const { tok, side } = this.#grid('generateImage');
     const it = this.imageTokens(prompts, opts);
@@ -311,7 +311,7 @@ export class LladaLM implements DiffusionLM, Denoiser {
   }
 
   /** One image for one prompt (see imageSteps). */
-  async generateImage(prompt: DiffusionPrompt, opts: ImageGenOptions & { maxTextLen?: number } = {}): Promise<GeneratedImage> {
+  async generateImage(prompt: DiffusionPrompt, opts: ImageGenOptions & { maxTextLen?: number; bos?: number; eos?: number } = {}): Promise<GeneratedImage> {
     const it = this.imageSteps([prompt], opts);
     for (;;) {
       const s = await it.next();
