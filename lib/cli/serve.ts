@@ -12,7 +12,8 @@ export const SERVE_USAGE = `usage: mambakit serve --model DIR (a language or dif
   [--dtype f32|bf16|f16] [--max-batch 32] [--max-queue 64] [--max-prompt-tokens 4096] [--max-tokens 2048]
   [--api-key KEY]... (or MAMBAKIT_API_KEY=KEY1,KEY2) [--log [--log-level info]] [--trust-proxy true|HOPS|ADDRS]
   [--drain-timeout 30] [--headers-timeout 10] [--request-timeout 30] [--keep-alive-timeout 72]
-  [--sse-stall-timeout 30] [--max-connections 0]   (timeouts in seconds)`;
+  [--sse-stall-timeout 30] [--max-connections 0]   (timeouts in seconds)
+  [--vq DIR]   (MMaDA: the MAGVIT-v2 image tokenizer: POST /v1/images/generations, images on /v1/completions)`;
 
 const LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 
@@ -25,7 +26,7 @@ export async function cmdServe(argv: string[]): Promise<void> {
       'max-tokens': { type: 'string' }, 'api-key': { type: 'string', multiple: true }, log: { type: 'boolean' }, 'log-level': { type: 'string' },
       'trust-proxy': { type: 'string' }, 'drain-timeout': { type: 'string' }, 'headers-timeout': { type: 'string' },
       'request-timeout': { type: 'string' }, 'keep-alive-timeout': { type: 'string' }, 'sse-stall-timeout': { type: 'string' },
-      'max-connections': { type: 'string' },
+      'max-connections': { type: 'string' }, vq: { type: 'string' },
     },
   });
   if (!values.model) throw new MambakitError('E_ARG', SERVE_USAGE);
@@ -55,7 +56,9 @@ export async function cmdServe(argv: string[]): Promise<void> {
     sseStallTimeoutMs: seconds(values['sse-stall-timeout'], 30, 'sse-stall-timeout'),
     maxConnections: int(values['max-connections'], 0, 'max-connections'),
   };
-  const model = await loadModel(values.model, { device: (values.device ?? 'cpu') as Device, dtype: (values.dtype ?? 'f32') as WeightDType });
+  const model = await loadModel(values.model, {
+    device: (values.device ?? 'cpu') as Device, dtype: (values.dtype ?? 'f32') as WeightDType, imageTokenizer: values.vq,
+  });
   if (model.kind === 'classifier') {
     model.dispose();
     throw new MambakitError('E_ARG', `${values.model} holds an image classifier: use \`mambakit classify\``);

@@ -2,11 +2,15 @@
 // mambakit extensions (block_length, steps, remasking, cfg_scale, cache, threshold). max_tokens is the
 // generated length (genLength). Requests run one at a time (each is a whole batch of forward passes); a
 // bounded queue answers 429 beyond its limit. Streaming sends the text of each block once it is final
-// (a block's tokens never change after the sampler moves past it).
+// (a block's tokens never change after the sampler moves past it). An MMaDA model with an image tokenizer
+// also answers questions about an image: the extension field `image` (base64 PNG/JPEG) → model.understand.
+// The queue (OneAtATime) is shared with POST /v1/images/generations (lib/server/images.ts).
 import type { FastifyInstance } from 'fastify';
 
 import type { DiffusionCache, DiffusionOptions, Remasking } from '../diffusion/options';
-import type { DiffusionLM } from '../models/interfaces';
+import { MambakitError } from '../errors';
+import type { BatchLoad, DiffusionLM, DiffusionOutput } from '../models/interfaces';
+import type { LladaLM } from '../models/llada';
 import { envelope, sendEvents, streamEvent } from './completions';
 import { apiError } from './production';
 import type { RouteContext } from './server';
@@ -24,6 +28,66 @@ export interface DiffusionRequest {
   cfg_scale?: number;
   cache?: DiffusionCache;
   threshold?: number;
+  /** Extension: a base64 PNG/JPEG (a data: URL is accepted too) to ask the prompt about (MMaDA with an image tokenizer). */
+  image?: string;
+}
+
+/** Body limit of the routes that take an image (/v1/completions of a diffusion model): 16 MiB. */
+export const IMAGE_BODY_LIMIT = 16 << 20;
+
+/** What the image routes need of a diffusion model (LladaLM has it; a text-only LLaDA has no imageTokenizer). */
+export type ImageDiffusionLM = DiffusionLM & Pick<LladaLM, 'imageTokenizer' | 'imageLayout' | 'imageSteps' | 'understand'>;
+
+export function hasImageApi(model: DiffusionLM): model is ImageDiffusionLM {
+  return 'imageTokenizer' in model && 'imageSteps' in model && 'understand' in model;
+}
+
+/**
+ * The one-at-a-time queue of a diffusion model's requests (text, understanding and images alike): each
+ * request is a whole batch of forward passes. One runs; up to `maxQueue` wait; beyond that: full().
+ */
+export class OneAtATime {
+  running = 0;
+  waiting = 0;
+  #tail: Promise<void> = Promise.resolve();
+
+  constructor(readonly maxQueue: number) {}
+
+  get load(): BatchLoad {
+    return { running: this.running, waiting: this.waiting, freeSlots: 1 - this.running };
+  }
+
+  /** Whether a new request must be refused (429): the slot is taken (or promised to a waiter) and maxQueue wait. */
+  full(): boolean {
+    return this.waiting >= 1 - this.running + this.maxQueue;
+  }
+
+  /** Waits for the turn of the request (call right after full(), without an await between); the result releases the slot. */
+  async acquire(): Promise<() => void> {
+    ++this.waiting;
+    const ahead = this.#tail;
+    let release!: () => void;
+    this.#tail = new Promise<void>((r) => { release = r; });
+    await ahead;
+    --this.waiting;
+    ++this.running;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      --this.running;
+      release();
+    };
+  }
+}
+
+/** The bytes of a base64 image field (optionally a data: URL); E_FORMAT when it is not base64. */
+export function decodeBase64Image(s: string, field = 'image'): Buffer {
+  const m = /^data:[\w.+-]+\/[\w.+-]+;base64,/i.exec(s);
+  const b64 = (m ? s.slice(m[0].length) : s).replace(/\s+/g, '');
+  if (b64.length === 0 || b64.length % 4 === 1 || (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) && !/^[A-Za-z0-9_-]*={0,2}$/.test(b64)))
+    throw new MambakitError('E_FORMAT', `${field}: not a base64 string (send the PNG or JPEG bytes base64-encoded)`);
+  return Buffer.from(b64, 'base64');
 }
 
 export function diffusionSchema(maxTokens: number): Record<string, unknown> {
@@ -42,6 +106,7 @@ export function diffusionSchema(maxTokens: number): Record<string, unknown> {
       cfg_scale: { type: 'number', minimum: 0, maximum: 100 },
       cache: { enum: ['none', 'prefix', 'dual'] },
       threshold: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+      image: { type: 'string', minLength: 1 },
     },
   };
 }
@@ -53,53 +118,73 @@ export function toDiffusionOptions(b: DiffusionRequest, signal: AbortSignal): Di
   };
 }
 
-/** Registers /health and /v1/completions for `model` on `app`. */
-export function serveDiffusion(app: FastifyInstance, model: DiffusionLM, ctx: RouteContext): void {
+/** Registers /health and /v1/completions for `model` on `app`; returns the queue, for the other routes of the model. */
+export function serveDiffusion(app: FastifyInstance, model: DiffusionLM, ctx: RouteContext): OneAtATime {
   const { name, metrics, inflight } = ctx;
-  let running = 0, waiting = 0;
-  let tail: Promise<void> = Promise.resolve();
-  ctx.setLoad(() => ({ running, waiting, freeSlots: 1 - running }));
+  const queue = new OneAtATime(ctx.maxQueue);
+  ctx.setLoad(() => queue.load);
   app.get('/health', async (_req, reply) => {
     reply.code(inflight.draining ? 503 : 200);
-    return { status: inflight.draining ? 'draining' : 'ok', model: name, kind: model.kind, device: model.device, dtype: model.dtype, running, waiting };
+    return { status: inflight.draining ? 'draining' : 'ok', model: name, kind: model.kind, device: model.device, dtype: model.dtype, running: queue.running, waiting: queue.waiting };
   });
 
-  app.post<{ Body: DiffusionRequest }>('/v1/completions', { schema: { body: diffusionSchema(ctx.maxTokens) } }, async (req, reply) => {
+  const images = hasImageApi(model);
+  app.post<{ Body: DiffusionRequest }>('/v1/completions', {
+    schema: { body: diffusionSchema(ctx.maxTokens) }, ...(images && { bodyLimit: IMAGE_BODY_LIMIT }),
+  }, async (req, reply) => {
     const start = performance.now();
     const b = req.body;
     const ids = typeof b.prompt === 'string' ? model.tokenizer?.encode(b.prompt) : b.prompt;
     if (!ids) return reply.code(400).send(apiError('this model has no tokenizer: send the prompt as token ids', 'invalid_request_error'));
     if (ids.length > ctx.maxPromptTokens) return reply.code(400).send(apiError(`prompt is ${ids.length} tokens, the limit is ${ctx.maxPromptTokens}`, 'invalid_request_error'));
-    if (waiting >= ctx.maxQueue) return reply.code(429).send(apiError(`server busy: ${waiting} requests waiting`, 'rate_limit_error'));
+    let image: Buffer | null = null;
+    if (b.image !== undefined) {
+      if (!images || !model.imageTokenizer)
+        return reply.code(400).send(apiError(`${model.modelType}: this model has no image tokenizer: it cannot take an image (serve an MMaDA checkpoint with its MAGVIT-v2 tokenizer)`, 'invalid_request_error'));
+      if (b.stream) return reply.code(400).send(apiError('image understanding answers in one response: stream is not supported with image', 'invalid_request_error'));
+      try {
+        image = decodeBase64Image(b.image);
+      } catch (e) {
+        return reply.code(400).send(apiError((e as Error).message, 'invalid_request_error'));
+      }
+    }
+    if (queue.full()) return reply.code(429).send(apiError(`server busy: ${queue.waiting} requests waiting`, 'rate_limit_error'));
     const ac = new AbortController();
     reply.raw.on('close', () => { if (!reply.raw.writableFinished) ac.abort(); });
     const releaseInflight = inflight.track(ac);
     const gen = metrics.generation(start, false);
     let completionTokens = 0, finishReason: string | null = null;
     const env = envelope(name);
-    // one request at a time: wait for the one ahead
-    ++waiting;
-    const ahead = tail;
-    let release!: () => void;
-    tail = new Promise<void>((r) => { release = r; });
-    await ahead;
-    --waiting;
-    ++running;
+    const answer = (r: DiffusionOutput) => {
+      gen.token();
+      completionTokens = r.usage.completionTokens;
+      finishReason = r.finishReason === 'abort' ? 'abort' : 'length';
+      return {
+        ...env, object: 'text_completion',
+        choices: [{ index: 0, text: r.text ?? '', tokens: r.tokens, finish_reason: finishReason, logprobs: null }],
+        usage: { prompt_tokens: r.usage.promptTokens, completion_tokens: r.usage.completionTokens, total_tokens: r.usage.promptTokens + r.usage.completionTokens, forward_passes: r.nfe },
+      };
+    };
+    const release = await queue.acquire();  // one request at a time: wait for the one ahead
     try {
+      if (image && images) {
+        let r: DiffusionOutput;
+        try {
+          r = await model.understand(image, ids, toDiffusionOptions(b, ac.signal));
+        } catch (e) {
+          // not an image (sharp cannot decode it): the client's fault
+          if (e instanceof MambakitError && e.code === 'E_FORMAT') return reply.code(400).send(apiError(e.message, 'invalid_request_error'));
+          throw e;
+        }
+        metrics.promptTokens.inc(r.usage.promptTokens);
+        return answer(r);
+      }
       const it = model.steps([ids], toDiffusionOptions(b, ac.signal));
       let s = await it.next();  // bad options (E_ARG) throw here: a 400
       metrics.promptTokens.inc(ids.length);
       if (!b.stream) {
         while (!s.done) s = await it.next();
-        const [r] = s.value;
-        gen.token();
-        completionTokens = r.usage.completionTokens;
-        finishReason = r.finishReason === 'abort' ? 'abort' : 'length';
-        return {
-          ...env, object: 'text_completion',
-          choices: [{ index: 0, text: r.text ?? '', tokens: r.tokens, finish_reason: r.finishReason === 'abort' ? 'abort' : 'length', logprobs: null }],
-          usage: { prompt_tokens: r.usage.promptTokens, completion_tokens: r.usage.completionTokens, total_tokens: r.usage.promptTokens + r.usage.completionTokens, forward_passes: r.nfe },
-        };
+        return answer(s.value[0]);
       }
       const decoder = model.tokenizer?.streamDecoder({ context: ids, skipSpecialTokens: true }) ?? null;
       return await sendEvents(reply, ctx.sse, async (write) => {
@@ -130,10 +215,10 @@ export function serveDiffusion(app: FastifyInstance, model: DiffusionLM, ctx: Ro
         write(streamEvent(env, '', r.finishReason === 'abort' ? 'abort' : 'length'));
       });
     } finally {
-      --running;
       release();
       gen.end(completionTokens, finishReason);
       releaseInflight();
     }
   });
+  return queue;
 }

@@ -1,4 +1,5 @@
 // The HTTP server over one model: POST /v1/completions (OpenAI shape, SSE streaming), GET /health,
+// POST /v1/images/generations (a diffusion model with an image tokenizer, lib/server/images.ts),
 // GET /v1/models and GET /metrics. A language model is served with continuous batching
 // (lib/server/language.ts), a diffusion LM one request at a time (lib/server/diffusion.ts). Around the
 // routes (lib/server/production.ts): API keys, request ids, structured logs, timeouts, and the drain
@@ -8,6 +9,7 @@ import Fastify, { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { MambakitError } from '../errors';
 import type { BatchLoad, DiffusionLM, LanguageModel } from '../models/interfaces';
 import { serveDiffusion } from './diffusion';
+import { serveImages } from './images';
 import { serveLanguage } from './language';
 import { ServerMetrics } from './metrics';
 import { InFlight, SseLimits, apiError, bearerChecker, requestId } from './production';
@@ -144,7 +146,7 @@ export function createServer(model: LanguageModel | DiffusionLM, opts: ServeOpti
     return metrics.registry.metrics();
   });
   if (model.kind === 'diffusion') {
-    serveDiffusion(app, model, ctx);
+    serveImages(app, model, ctx, serveDiffusion(app, model, ctx));  // one queue for both routes
   } else {
     model.configureBatching({ maxBatch: opts.maxBatch ?? 32, maxQueue: ctx.maxQueue, maxPrefillsPerStep: opts.maxPrefillsPerStep });
     ctx.setLoad(() => model.load);
