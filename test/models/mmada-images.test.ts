@@ -9,8 +9,7 @@ import * as path from 'path';
 import sharp from 'sharp';
 
 import { LladaLM, loadModel } from '../../lib';
-import { writeLladaCheckpoint } from '../helpers/llada-ckpt';
-import { randomMagvitWeights, smallConfig, writeMagvitCheckpoint } from '../helpers/magvit-ckpt';
+import { writeTinyMmada } from '../helpers/mmada-ckpt';
 
 const ROOT = path.join(__dirname, '../..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mk-mmada-img-'));
@@ -18,15 +17,7 @@ const lm = path.join(tmp, 'mmada'), vq = path.join(tmp, 'magvit');
 let model: LladaLM;
 
 beforeAll(async () => {
-  // MMaDA's reserved ids (126084…) and mask id (126336) need the real vocabulary size; 32 codes (the tiny
-  // tokenizer's 5 bits) after llm_vocab_size, 4×4 image tokens (16×16 pixels at its 4× downsampling)
-  await writeLladaCheckpoint(lm, { D: 32, H: 2, KVH: 1, L: 2, F: 48, V: 126532, maskId: 126336, dtype: 'f32', shardBytes: 1 << 30 });
-  const cfg = JSON.parse(fs.readFileSync(path.join(lm, 'config.json'), 'utf8'));
-  fs.writeFileSync(path.join(lm, 'config.json'), JSON.stringify({ ...cfg, model_type: 'mmada', llm_vocab_size: 126100, codebook_size: 32, num_vq_tokens: 16 }));
-  const tc = JSON.parse(fs.readFileSync(path.join(lm, 'tokenizer_config.json'), 'utf8'));
-  fs.writeFileSync(path.join(lm, 'tokenizer_config.json'), JSON.stringify({ ...tc, bos_token: '<|reserved_300|>' }));  // MMaDA's tokenizer has a bos
-  const mc = smallConfig();
-  await writeMagvitCheckpoint(vq, mc, randomMagvitWeights(mc));
+  await writeTinyMmada(lm, vq);
   model = await loadModel(lm, { kind: 'diffusion', imageTokenizer: vq });
 }, 120000);
 afterAll(() => {

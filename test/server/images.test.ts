@@ -10,8 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import sharp from 'sharp';
 
 import { LladaLM, MambaLM, createServer, loadLanguageModel, loadModel } from '../../lib';
-import { writeLladaCheckpoint } from '../helpers/llada-ckpt';
-import { randomMagvitWeights, smallConfig, writeMagvitCheckpoint } from '../helpers/magvit-ckpt';
+import { writeTinyMmada } from '../helpers/mmada-ckpt';
 import { MambaShape, randomMambaWeights, writeMambaCheckpoint } from '../helpers/mamba-ckpt';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mk-images-serve-'));
@@ -21,15 +20,7 @@ let app: FastifyInstance;
 let base: string;
 
 beforeAll(async () => {
-  // MMaDA's reserved ids (126084…) and mask id (126336) need the real vocabulary size; the tokenizer.json
-  // (byte-level fixture + added special tokens up to vocab_size) reads the text prompts
-  await writeLladaCheckpoint(lm, { D: 32, H: 2, KVH: 1, L: 2, F: 48, V: 126100 + 32 + 400, maskId: 126336, dtype: 'f32', shardBytes: 1 << 30 });
-  const cfg = JSON.parse(fs.readFileSync(path.join(lm, 'config.json'), 'utf8'));
-  fs.writeFileSync(path.join(lm, 'config.json'), JSON.stringify({ ...cfg, model_type: 'mmada', llm_vocab_size: 126100, codebook_size: 32, num_vq_tokens: 16 }));
-  const tc = JSON.parse(fs.readFileSync(path.join(lm, 'tokenizer_config.json'), 'utf8'));
-  fs.writeFileSync(path.join(lm, 'tokenizer_config.json'), JSON.stringify({ ...tc, bos_token: '<|reserved_300|>' }));  // MMaDA's tokenizer has a bos
-  const mc = smallConfig();
-  await writeMagvitCheckpoint(vq, mc, randomMagvitWeights(mc));
+  await writeTinyMmada(lm, vq);
   model = await loadModel(lm, { kind: 'diffusion', imageTokenizer: vq });
   // maxQueue 0: one request runs, none waits
   app = createServer(model, { modelName: 'tiny-mmada', maxQueue: 0, maxPromptTokens: 64, processMetrics: false });
