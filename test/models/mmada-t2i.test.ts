@@ -8,7 +8,7 @@ import * as path from 'path';
 import { LladaLM, MambakitError, loadModel } from '../../lib';
 import { MMADA_SPECIAL_TOKENS, t2iBatch } from '../../lib/diffusion/mmada-prompts';
 import { maskLen } from '../../lib/diffusion/maskgit';
-import { DEVICES } from '../helpers/backends';
+import { DEVICES, emulated } from '../helpers/backends';
 import { LladaCheckpoint, writeLladaCheckpoint } from '../helpers/llada-ckpt';
 import { lladaForward } from '../helpers/llada-ref';
 import { refT2i } from '../helpers/maskgit-ref';
@@ -55,7 +55,9 @@ describe.each(DEVICES)('MMaDA MaskGIT on %s', (device) => {
   }, 120000);
   afterAll(() => model?.dispose());
 
-  test.each([[0, 4], [1.5, 6], [0.5, 1]])('deterministic t2i = the float64 t2i_generate, guidance %s, %i steps, batch of 2', async (g, steps) => {
+  // under the CUDA emulator every forward's 126k-row head is slow: two short runs there (both guidance branches)
+  const cases = emulated && device === 'cuda' ? [[0, 2], [1.5, 2]] : [[0, 4], [1.5, 6], [0.5, 1]];
+  test.each(cases)('deterministic t2i = the float64 t2i_generate, guidance %s, %i steps, batch of 2', async (g, steps) => {
     const prompts = [Array.from(randInt(3, 1000), (v) => v + 3), Array.from(randInt(5, 1000), (v) => v + 3)];
     const opts = { steps, guidance: g, deterministic: true, maxTextLen: 8, bos: 1, eos: 2 };
     const it = model.imageTokens(prompts, opts);
