@@ -22,7 +22,7 @@ export type ImageInput = string | Buffer | Uint8Array;
 
 // sharp (native libvips) is loaded on first use, so importing mambakit does not load it for language models.
 let sharpFn: typeof SharpT | null = null;
-async function loadSharp(): Promise<typeof SharpT> {
+export async function loadSharp(): Promise<typeof SharpT> {
   if (!sharpFn) {
     try {
       sharpFn = (await import('sharp')).default;
@@ -35,11 +35,13 @@ async function loadSharp(): Promise<typeof SharpT> {
 
 const describe = (img: ImageInput, i: number): string => (typeof img === 'string' ? img : `image ${i} (${img.length} bytes)`);
 
-/** One image → normalized HWC f32 values (size × size × 3). */
-export async function preprocessImage(img: ImageInput, opts: PreprocessOptions = {}, index = 0): Promise<Float32Array> {
-  const size = opts.size ?? 224, cropPct = opts.cropPct ?? 1.0;
-  if (!Number.isInteger(size) || size < 1 || size > 4096) throw new MambakitError('E_ARG', `preprocess: size must be an integer in [1, 4096], got ${size}`);
-  if (!(cropPct > 0 && cropPct <= 1)) throw new MambakitError('E_ARG', `preprocess: cropPct must be in (0, 1], got ${cropPct}`);
+/**
+ * The shared decode → resize → center crop: decodes `img` (sRGB, alpha dropped), resizes it to `resized(w, h)`
+ * with sharp's bicubic, center-crops size × size (offsets int(round((resized − size) / 2)), Python's round: half
+ * to even, as torchvision's CenterCrop) and maps each byte through `value(byte, channel)`: HWC f32.
+ */
+export async function decodeCropped(img: ImageInput, index: number, size: number, resized: (w: number, h: number) => [number, number],
+  value: (byte: number, channel: number) => number): Promise<Float32Array> {
   if (typeof img !== 'string' && !(img instanceof Uint8Array)) throw new MambakitError('E_ARG', `image ${index}: expected a file path or a Buffer`);
   const what = describe(img, index);
   const sharp = await loadSharp();
@@ -49,23 +51,30 @@ export async function preprocessImage(img: ImageInput, opts: PreprocessOptions =
     const meta = await src.metadata();
     const w = meta.width ?? 0, h = meta.height ?? 0;
     if (w < 1 || h < 1) throw new Error('no image dimensions');
-    // torchvision Resize(int): the shorter side becomes `short` (>= size), the longer int(short · long / short)
-    const short = Math.floor(size / cropPct);
-    [rw, rh] = w <= h ? [short, Math.max(short, Math.trunc((short * h) / w))] : [Math.max(short, Math.trunc((short * w) / h)), short];
+    [rw, rh] = resized(w, h);
     pixels = await src.removeAlpha().toColourspace('srgb').resize(rw, rh, { kernel: 'cubic', fit: 'fill' }).raw().toBuffer();
   } catch (e) {
     throw new MambakitError('E_FORMAT', `${what}: cannot decode as an image: ${(e as Error).message}`);
   }
   if (pixels.length !== rw * rh * 3) throw new MambakitError('E_FORMAT', `${what}: decoded to ${pixels.length} bytes, expected ${rw}×${rh}×3`);
-  // CenterCrop: offsets int(round((resized − size) / 2)), Python's round (half to even)
   const left = roundHalfEven((rw - size) / 2), top = roundHalfEven((rh - size) / 2);
   const out = new Float32Array(size * size * 3);
   for (let y = 0; y < size; ++y)
-    for (let x = 0; x < size * 3; ++x) {
-      const c = x % 3;
-      out[y * size * 3 + x] = (pixels[((top + y) * rw + left) * 3 + x] / 255 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
-    }
+    for (let x = 0; x < size * 3; ++x) out[y * size * 3 + x] = value(pixels[((top + y) * rw + left) * 3 + x], x % 3);
   return out;
+}
+
+/** torchvision Resize(int): the shorter side becomes `short`, the longer int(short · long / short). */
+export function shorterSideTo(short: number): (w: number, h: number) => [number, number] {
+  return (w, h) => (w <= h ? [short, Math.max(short, Math.trunc((short * h) / w))] : [Math.max(short, Math.trunc((short * w) / h)), short]);
+}
+
+/** One image → normalized HWC f32 values (size × size × 3). */
+export async function preprocessImage(img: ImageInput, opts: PreprocessOptions = {}, index = 0): Promise<Float32Array> {
+  const size = opts.size ?? 224, cropPct = opts.cropPct ?? 1.0;
+  if (!Number.isInteger(size) || size < 1 || size > 4096) throw new MambakitError('E_ARG', `preprocess: size must be an integer in [1, 4096], got ${size}`);
+  if (!(cropPct > 0 && cropPct <= 1)) throw new MambakitError('E_ARG', `preprocess: cropPct must be in (0, 1], got ${cropPct}`);
+  return decodeCropped(img, index, size, shorterSideTo(Math.floor(size / cropPct)), (v, c) => (v / 255 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]);
 }
 
 function roundHalfEven(x: number): number {
