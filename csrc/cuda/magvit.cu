@@ -51,22 +51,6 @@ __global__ void conv2d_kernel(Conv2dArgs a) {
   }
 }
 
-// Sum over the block (blockDim.x a multiple of 32), returned to every thread; sh holds 32 floats.
-__device__ float block_sum(float v, float* sh) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-  v = warp_sum(v);
-  __syncthreads();
-  if (lane == 0) sh[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    float t = lane < nwarps ? sh[lane] : 0.0f;
-    t = warp_sum(t);
-    if (lane == 0) sh[0] = t;
-  }
-  __syncthreads();
-  return sh[0];
-}
-
 // Element e of group (b, g): pixel e / cg, channel g·cg + e % cg.
 __global__ void group_norm_kernel(const float* x, const float* gamma, const float* beta, float* y, int64_t B, int64_t P,
                                   int64_t C, int64_t G, float eps, int silu) {

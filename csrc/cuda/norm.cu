@@ -23,25 +23,6 @@ namespace {
 
 constexpr int64_t kMaxBlocks = 65535;
 
-
-// Sum of `v` over the block, returned to every thread. blockDim.x must be a multiple of 32 (all
-// lanes active for the full-mask shuffles). `sh` holds 32 floats; the leading barrier makes it safe
-// to call repeatedly with the same buffer.
-__device__ float block_sum(float v, float* sh) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
-  v = warp_sum(v);
-  __syncthreads();  // previous call's readers of sh[0] are done
-  if (lane == 0) sh[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    float t = lane < nwarps ? sh[lane] : 0.0f;
-    t = warp_sum(t);
-    if (lane == 0) sh[0] = t;
-  }
-  __syncthreads();
-  return sh[0];
-}
-
 // s = x + residual; y = s / sqrt(mean(s^2) + eps) * w. Pass 1 forms s (storing it to sum_out when
 // there is a residual) and its sum of squares; pass 2 normalizes.
 __global__ void rmsnorm_kernel(const float* x, const float* residual, const float* w, float* y,

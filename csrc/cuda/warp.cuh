@@ -1,4 +1,5 @@
-// Butterfly reductions over a full warp (every lane gets the result; called by all 32 lanes) and
+// Butterfly reductions over a full warp (every lane gets the result; called by all 32 lanes), a block
+// sum built on them, and
 // the argmax order shared by the argmax, sampling and router kernels.
 #pragma once
 
@@ -14,6 +15,24 @@ __device__ __forceinline__ float warp_max(float v) {
   for (int off = 16; off > 0; off >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
   return v;
 }
+// Sum of `v` over the block, returned to every thread. blockDim.x must be a multiple of 32 (all
+// lanes active for the full-mask shuffles). `sh` holds 32 floats; the leading barrier makes it safe
+// to call repeatedly with the same buffer.
+__device__ __forceinline__ float block_sum(float v, float* sh) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nwarps = blockDim.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // previous call's readers of sh[0] are done
+  if (lane == 0) sh[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    float t = lane < nwarps ? sh[lane] : 0.0f;
+    t = warp_sum(t);
+    if (lane == 0) sh[0] = t;
+  }
+  __syncthreads();
+  return sh[0];
+}
+
 __device__ __forceinline__ int warp_min(int v) {
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) v = min(v, __shfl_xor_sync(0xffffffffu, v, off));
