@@ -451,6 +451,12 @@ export interface RefGenerateResult {
   nfe: number;
   /** commits[call][row]: tokens unmasked after forward `call`. */
   commits: number[][];
+  /**
+   * Threshold mode: the smallest |confidence − threshold| among the compared positions (Infinity
+   * otherwise). A test compares f32 logits against this float64 run, so a decision closer to the
+   * threshold than f32 rounding can flip legitimately; tests redraw inputs when it is under 1e-4.
+   */
+  margin: number;
 }
 
 /**
@@ -468,6 +474,7 @@ function transferStep(
   maskIdx: Uint8Array, cutoff: number,
   k: number[] | null, threshold: number | undefined,
   temperature: number, remasking: Remasking, rng: () => number,
+  margin: { min: number } = { min: Infinity },
 ): number[] {
   const x0 = new Int32Array(B * Tq);
   if (temperature === 0) {
@@ -503,6 +510,8 @@ function transferStep(
     const sel = topk(conf, b * Tq, Tq, kk);
     let n = 0;
     for (let s = 0; s < sel.length; ++s) {
+      if (threshold !== undefined && s > 0 && Number.isFinite(conf[b * Tq + sel[s]]))
+        margin.min = Math.min(margin.min, Math.abs(conf[b * Tq + sel[s]] - threshold));
       if (threshold !== undefined && s > 0 && conf[b * Tq + sel[s]] < threshold) continue;
       const pos = b * stride + start + sel[s];
       if (xs[pos] !== x0[b * Tq + sel[s]]) ++n;
@@ -603,7 +612,7 @@ export function refGenerate(forward: RefForward, prompt: Int32Array, B: number, 
       commits.push(transferStep(logits, B, T, logits.length / (B * T), x, T, 0, maskIdx, e0, nt.map((n) => n[i]), undefined, temperature, remasking, rng));
     }
   }
-  return { x, nfe, commits };
+  return { x, nfe, commits, margin: Infinity };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -636,6 +645,7 @@ export function refGenerateFast(forward: RefForward, prompt: Int32Array, B: numb
   const rng = o.rng ?? rand;
   let nfe = 0;
   const commits: number[][] = [];
+  const margin = { min: Infinity };
   const blockDone = (s0: number, e0: number): boolean => blockMasks(x, B, T, s0, e0, maskId).every((n) => n === 0);
 
   for (let nb = 0; nb < numBlocks; ++nb) {
@@ -662,7 +672,7 @@ export function refGenerateFast(forward: RefForward, prompt: Int32Array, B: numb
         const { logits } = forward(x, B, T, { attentionMask: am });
         ++nfe;
         const before = blockMasks(x, B, T, s0, e0, maskId);
-        record(transferStep(logits, B, T, logits.length / (B * T), x, T, 0, maskIdx, T, kAt(i), threshold, temperature, remasking, rng), before);
+        record(transferStep(logits, B, T, logits.length / (B * T), x, T, 0, maskIdx, T, kAt(i), threshold, temperature, remasking, rng, margin), before);
         if (blockDone(s0, e0)) break;
       }
       continue;
@@ -675,7 +685,7 @@ export function refGenerateFast(forward: RefForward, prompt: Int32Array, B: numb
       const maskIdx = new Uint8Array(B * T);
       for (let b = 0; b < B; ++b) for (let t = 0; t < e0; ++t) maskIdx[b * T + t] = x[b * T + t] === maskId ? 1 : 0;
       const before = blockMasks(x, B, T, s0, e0, maskId);
-      record(transferStep(full.logits, B, T, full.logits.length / (B * T), x, T, 0, maskIdx, T, kAt(0), threshold, temperature, remasking, rng), before);
+      record(transferStep(full.logits, B, T, full.logits.length / (B * T), x, T, 0, maskIdx, T, kAt(0), threshold, temperature, remasking, rng, margin), before);
     }
 
     if (mode === 'prefix') {
@@ -695,7 +705,7 @@ export function refGenerateFast(forward: RefForward, prompt: Int32Array, B: numb
         // Fast-dLLM draws (and discards) one Gumbel-noised argmax here before get_transfer_index.
         if (temperature !== 0) for (let j = 0; j < B * Tq * V; ++j) rng();
         const before = blockMasks(x, B, T, s0, e0, maskId);
-        record(transferStep(logits, B, Tq, V, x, T, s0, maskIdx, Tq, kAt(i), threshold, temperature, remasking, rng), before);
+        record(transferStep(logits, B, Tq, V, x, T, s0, maskIdx, Tq, kAt(i), threshold, temperature, remasking, rng, margin), before);
         if (blockDone(s0, e0)) break;
         guard(i + 1);
       }
@@ -713,7 +723,7 @@ export function refGenerateFast(forward: RefForward, prompt: Int32Array, B: numb
         cache = out.cache; // Fast-dLLM writes the block's K/V into the cache in place
         ++nfe;
         const before = blockMasks(x, B, T, s0, e0, maskId);
-        record(transferStep(out.logits, B, BL, out.logits.length / (B * BL), x, T, s0, maskIdx, BL, kAt(i), threshold, temperature, remasking, rng), before);
+        record(transferStep(out.logits, B, BL, out.logits.length / (B * BL), x, T, s0, maskIdx, BL, kAt(i), threshold, temperature, remasking, rng, margin), before);
         if (blockDone(s0, e0)) break;
         guard(i + 1);
       }
@@ -721,5 +731,5 @@ export function refGenerateFast(forward: RefForward, prompt: Int32Array, B: numb
       throw new Error(`refGenerateFast: unknown cache '${String(mode)}'`);
     }
   }
-  return { x, nfe, commits };
+  return { x, nfe, commits, margin: margin.min };
 }

@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { LladaLM, MambakitError, loadModel } from '../../lib';
+import { DiffusionOptions, LladaLM, MambakitError, loadModel } from '../../lib';
 import { DEVICES } from '../helpers/backends';
 import { expectClose } from '../helpers/compare';
 import { LladaCheckpoint, LladaShape, writeLladaCheckpoint } from '../helpers/llada-ckpt';
@@ -85,15 +85,21 @@ describe.each(DEVICES)('LLaDA on %s', (device) => {
     ['prefix', undefined], ['dual', undefined], ['none', 0.9], ['dual', 0.7], ['prefix', 0.5],
   ] as const)('Fast-dLLM mode cache=%s threshold=%s = its float64 reference, batched', async (cache, threshold) => {
     const split = { genLength: 16, blockLength: 8, steps: 8 };
-    const prompts = [prompt(6, 300, 299), prompt(6, 300, 299)];
+    // A confidence within f32 rounding of the threshold may commit on one side and not the other
+    // (a CI run saw NFE 9 vs 10): draw prompts whose every threshold decision is clear by 1e-4.
+    let prompts: number[][] = [], ref;
+    for (let draw = 0; draw < 20; ++draw) {
+      prompts = [prompt(6, 300, 299), prompt(6, 300, 299)];
+      ref = refGenerateFast(lladaForward(ck.weights, ck.config), Int32Array.from(prompts.flat()), 2, 6, { ...split, maskId: 299, cache, threshold });
+      if (ref.margin >= 1e-4) break;
+    }
+    if (!ref || ref.margin < 1e-4) throw new Error('no prompt draw kept every threshold decision 1e-4 clear');
     const it = model.diffuse(prompts, { ...split, cache, threshold });
     let res;
     for (;;) {
       const s = await it.next();
       if (s.done) { res = s.value; break; }
     }
-    const flat = Int32Array.from(prompts.flat());
-    const ref = refGenerateFast(lladaForward(ck.weights, ck.config), flat, 2, 6, { ...split, maskId: 299, cache, threshold });
     expect(Array.from(res.ids)).toEqual(Array.from(ref.x));
     expect(res.nfe).toBe(ref.nfe);
   });
@@ -123,14 +129,28 @@ describe.each(DEVICES)('LLaDA on %s', (device) => {
     small.dispose();
   });
 
-  test('temperature and random remasking: the same seed gives the same tokens, another seed others', async () => {
+  test('temperature and random remasking: the same seed gives the same run, another seed another', async () => {
+    // Compared as trajectories (the ids after every step): a random-weight model may predict one token
+    // everywhere (a CI run saw all 258), so final ids alone need not move with the seed, but the order
+    // in which positions are unmasked does.
     const p = prompt(6, 300, 299);
-    for (const o of [{ temperature: 1 }, { remasking: 'random' as const }, { temperature: 0.5, cfgScale: 1, cache: 'dual' as const }]) {
+    const run = async (opts: DiffusionOptions): Promise<number[][]> => {
+      const path: number[][] = [];
+      const it = model.steps([p], opts);
+      for (;;) {
+        const s = await it.next();
+        if (s.done) return [...path, s.value[0].ids];
+        path.push(s.value.ids[0]);
+      }
+    };
+    // Temperatures ≥ 2: top-2 logit gaps of these random models reach 3, which T = 0.5 noise never
+    // overcomes over 16 positions (the same tokens and order for every seed is then correct).
+    for (const o of [{ temperature: 2 }, { remasking: 'random' as const }, { temperature: 3, cfgScale: 1, cache: 'dual' as const }]) {
       const opts = { genLength: 16, blockLength: 8, steps: 8, ...o };
-      const a = await model.generate(p, { ...opts, seed: 7 }), b = await model.generate(p, { ...opts, seed: 7 });
-      const c = await model.generate(p, { ...opts, seed: 8 });
-      expect(a.ids).toEqual(b.ids);
-      expect(c.ids).not.toEqual(a.ids);
+      const a = await run({ ...opts, seed: 7 }), b = await run({ ...opts, seed: 7 });
+      const c = await run({ ...opts, seed: 8 });
+      expect(a).toEqual(b);
+      expect(c).not.toEqual(a);
     }
   });
 
