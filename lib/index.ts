@@ -6,7 +6,8 @@ export { MambakitError } from './errors';
 export type { ErrorCode } from './errors';
 export * as ops from './ops';
 export { memory, emptyCache, setThreads, threads, gpus, cudaAvailable, synchronize, info } from './runtime';
-export type { MemoryStats, GpuInfo, RuntimeInfo } from './runtime';
+export type { MemoryStats, GpuInfo, CudaInfo, RuntimeInfo } from './runtime';
+export type { CudaStatus } from './native';
 export { loadModel, loadLanguageModel, loadClassifier, loadDiffusionModel } from './models/load';
 export type { LoadModelOptions, Model, ModelKind } from './models/load';
 export type {

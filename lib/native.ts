@@ -31,8 +31,25 @@ export interface NativeGpu {
   multiprocessors: number;
 }
 
+/** Why CUDA is or is not used in this process (csrc/core/device.h Availability). */
+export type CudaStatus = 'ok' | 'emulated' | 'not-compiled' | 'no-driver' | 'no-device' | 'driver-too-old' | 'error';
+
+export interface NativeCuda {
+  /** The binary holds CUDA kernels (built with nvcc, or the emulator's test build). */
+  compiled: boolean;
+  status: CudaStatus;
+  /** One sentence for people when status is not 'ok' ('' otherwise). */
+  reason: string;
+  /** Code compiled in, nvcc's names: real code 'sm_80', …, PTX 'compute_90' (JIT-compiled for newer GPUs). */
+  archs: string[];
+  /** CUDA runtime version linked in, '13.0' (statically: no libcudart needed); '' without CUDA. */
+  runtime: string;
+  /** The installed driver's CUDA version, '' when there is no driver. */
+  driver: string;
+}
+
 export interface NativeInfo {
-  cudaCompiled: boolean;
+  cuda: NativeCuda;
   gpus: NativeGpu[];
   cpuFeatures: string;
   /** The CPU kernel path in use: 'avx2' or 'portable' (no AVX2/FMA/F16C, or MAMBAKIT_FORCE_SCALAR=1). */

@@ -2,10 +2,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { NativeGpu, NativeStats, PKG_ROOT, addon, call } from './native';
+import { NativeCuda, NativeGpu, NativeInfo, NativeStats, PKG_ROOT, addon, call } from './native';
 
 export type MemoryStats = NativeStats;
 export type GpuInfo = NativeGpu;
+export type CudaInfo = NativeCuda;
 
 /** Live tensors and bytes per device ('cpu', 'cuda:0', …); cachedBytes: freed blocks the caching allocator keeps for reuse (CUDA: all; host: blocks ≥ 256 KiB, up to MAMBAKIT_HOST_CACHE_MB, default 1024). */
 export function memory(): Record<string, MemoryStats> {
@@ -40,20 +41,9 @@ export function synchronize(): Promise<void> {
   return call(() => addon.synchronize());
 }
 
-export interface RuntimeInfo {
+/** info(): the package version and what the native addon has and uses (lib/native.ts NativeInfo). */
+export interface RuntimeInfo extends NativeInfo {
   version: string;
-  cudaCompiled: boolean;
-  gpus: GpuInfo[];
-  cpuFeatures: string;
-  cpuKernels: 'avx2' | 'portable';
-  /**
-   * How bf16-weight GEMMs compute on the CPU: 'avx512bf16' rounds x to bf16 (at every row count) and above 4 rows
-   * multiplies with VDPBF16PS (f32 accumulation, twice the f32 FMA rate; CPUs with AVX512-BF16, unless
-   * MAMBAKIT_NO_AVX512BF16=1), 'f32' widens the weights and multiplies in f32.
-   */
-  bf16Gemm: 'avx512bf16' | 'f32';
-  threads: number;
-  ops: string[];
 }
 
 export function info(): RuntimeInfo {

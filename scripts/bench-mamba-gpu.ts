@@ -204,7 +204,7 @@ async function spotCheck(dir: string, s: MambaShape, dtype: DT): Promise<number>
 // ---- main --------------------------------------------------------------------------------------------
 async function main(): Promise<void> {
   if (!cudaAvailable()) {
-    const why = info().cudaCompiled ? 'the addon has CUDA, but no GPU or driver was found' : 'the addon was built without CUDA (no nvcc at build time)';
+    const why = `CUDA not used: ${info().cuda.status}: ${info().cuda.reason}`;
     console.error(`bench-mamba-gpu: no CUDA GPU (cudaAvailable() is false: ${why}). Run it on a machine with an NVIDIA GPU.`);
     process.exit(1);
   }

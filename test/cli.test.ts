@@ -14,7 +14,13 @@ test('mambakit info prints version, CUDA, GPUs, CPU features and threads', () =>
   const out = execFileSync(process.execPath, [path.join(ROOT, 'dist/lib/cli/main.js'), 'info'], { encoding: 'utf8' });
   const i = info();
   expect(out).toContain(`mambakit ${i.version}`);
-  expect(out).toContain(`CUDA compiled in: ${i.cudaCompiled ? 'yes' : 'no'}`);
+  if (!i.cuda.compiled) expect(out).toMatch(/CUDA: not compiled in \(.+\)/);
+  else {
+    expect(out).toMatch(/CUDA kernels: .+; CUDA runtime \d+\.\d+ \(static\)/);
+    // without a usable GPU the reason is named (here: no driver, unless one is installed)
+    expect(out).toMatch(i.gpus.length ? /CUDA in use: yes/ : /CUDA in use: no: (no-driver|no-device|driver-too-old|error): .+/);
+  }
+  expect(i.cuda.status === 'ok' || i.cuda.status === 'emulated').toBe(i.gpus.length > 0);
   expect(out).toMatch(i.gpus.length ? /cuda:0 .+ compute \d+\.\d+/ : /GPUs: none found/);
   expect(out).toContain(`CPU features: ${i.cpuFeatures}`);
   expect(out).toContain(`CPU threads: ${i.threads}`);

@@ -1,6 +1,7 @@
 // The addon's entry: module functions. N-API only; all work is in core/, ops/, cpu/, cuda/.
 #include <napi.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <functional>
@@ -163,7 +164,21 @@ Napi::Value EmptyCache(const Napi::CallbackInfo& info) {
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
-  o.Set("cudaCompiled", gpu::compiled());
+  const gpu::Availability& a = gpu::availability();
+  Napi::Object cuda = Napi::Object::New(env);
+  cuda.Set("compiled", gpu::compiled());
+  cuda.Set("status", a.status);
+  cuda.Set("reason", a.reason);
+  Napi::Array archs = Napi::Array::New(env);
+  for (size_t i = 0; i < a.archs.size();) {
+    const size_t j = std::min(a.archs.find(',', i), a.archs.size());
+    archs.Set(archs.Length(), a.archs.substr(i, j - i));
+    i = j + 1;
+  }
+  cuda.Set("archs", archs);
+  cuda.Set("runtime", gpu::cuda_version_name(a.runtime_version));
+  cuda.Set("driver", gpu::cuda_version_name(a.driver_version));
+  o.Set("cuda", cuda);
   Napi::Array gpus = Napi::Array::New(env);
   for (int d = 0; d < gpu::device_count(); ++d) {
     gpu::Props p;

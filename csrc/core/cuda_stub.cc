@@ -10,6 +10,10 @@ Status not_compiled() {
 
 bool compiled() { return false; }
 int device_count() { return 0; }
+const Availability& availability() {
+  static const Availability a{"not-compiled", "the addon was built without CUDA (no nvcc, or MAMBAKIT_CUDA=0)", "", 0, 0};
+  return a;
+}
 Status props(int, Props*) { return not_compiled(); }
 Status check_device(int) { return not_compiled(); }
 Status raw_malloc(int, size_t, void**) { return not_compiled(); }

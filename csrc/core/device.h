@@ -31,6 +31,22 @@ struct Props {
 
 bool compiled();                 // was the addon built with CUDA
 int device_count();              // 0 when there is no driver or no GPU (never an error)
+
+// What the binary holds and whether CUDA is usable in this process, for info(): one probe, once.
+struct Availability {
+  // "ok", "emulated" (the SIMT emulator build), "not-compiled", "no-driver", "no-device",
+  // "driver-too-old" or "error"
+  std::string status;
+  std::string reason;       // one sentence for people; empty when usable
+  std::string archs;        // code compiled in, nvcc names, comma-separated: "sm_80,...,compute_90"
+  int runtime_version = 0;  // the CUDA runtime linked in (CUDART_VERSION: 13000 = 13.0); 0 without CUDA
+  int driver_version = 0;   // the installed driver's CUDA version (cuDriverGetVersion); 0 when none
+};
+const Availability& availability();
+// 13000 -> "13.0" (CUDA's version encoding); 0 -> "".
+inline std::string cuda_version_name(int v) {
+  return v ? std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10) : std::string();
+}
 Status props(int dev, Props* out);
 Status check_device(int dev);    // E_DEVICE unless `dev` is a usable GPU
 Status raw_malloc(int dev, size_t bytes, void** out);  // E_OOM on failure

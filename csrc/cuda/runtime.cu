@@ -7,6 +7,9 @@
 // cudaSetDevice(dev) — including stream(dev), so a kernel launched right after stream(dev) on the
 // same thread targets the right GPU.
 #include <cuda_runtime.h>
+#ifndef MAMBAKIT_CUDA_EMU
+#include <dlfcn.h>
+#endif
 
 #include <mutex>
 #include <string>
@@ -19,15 +22,82 @@ namespace {
 
 constexpr int kMaxDevices = 64;  // more GPUs than this in one process are not addressable
 
-int query_device_count() {
-  int n = 0;
-  cudaError_t e = cudaGetDeviceCount(&n);
-  if (e != cudaSuccess) {
-    (void)cudaGetLastError();  // no driver / insufficient driver / no device: not an error here
+// The code compiled in, from CMake's CUDA architecture list (CMakeLists.txt passes it to this file).
+#ifndef MAMBAKIT_CUDA_ARCH_NAMES
+#define MAMBAKIT_CUDA_ARCH_NAMES ""
+#endif
+
+// The driver's CUDA version, read from libcuda itself: the static runtime reports a missing driver and
+// an old one with the same error (cudaErrorInsufficientDriver), which says nothing a user can act on.
+int driver_version(std::string* why_missing) {
+#ifdef MAMBAKIT_CUDA_EMU
+  (void)why_missing;
+  return CUDART_VERSION;
+#else
+  void* lib = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL);
+  if (lib == nullptr) {
+    const char* e = dlerror();
+    *why_missing = e ? e : "libcuda.so.1 not found";
     return 0;
   }
-  if (n < 0) n = 0;
-  return n < kMaxDevices ? n : kMaxDevices;
+  using GetVersion = int (*)(int*);
+  auto get = reinterpret_cast<GetVersion>(dlsym(lib, "cuDriverGetVersion"));
+  int v = 0;
+  if (get == nullptr || get(&v) != 0) {
+    *why_missing = "libcuda.so.1 has no working cuDriverGetVersion";
+    v = 0;
+  }
+  dlclose(lib);  // the runtime holds its own reference when it uses the driver
+  return v;
+#endif
+}
+
+struct Probe {
+  int count = 0;
+  Availability availability;
+};
+
+// One cudaGetDeviceCount, classified. Never an error: no GPU only means the CPU path runs.
+Probe probe() {
+  Probe p;
+  Availability& a = p.availability;
+  a.archs = MAMBAKIT_CUDA_ARCH_NAMES;
+  a.runtime_version = CUDART_VERSION;
+  std::string missing;
+  a.driver_version = driver_version(&missing);
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) (void)cudaGetLastError();
+  if (e == cudaSuccess && n > 0) {
+    p.count = n < kMaxDevices ? n : kMaxDevices;
+#ifdef MAMBAKIT_CUDA_EMU
+    a.status = "emulated";
+    a.reason = "the CUDA backend runs on the CPU under the SIMT emulator (a test build)";
+#else
+    a.status = "ok";
+#endif
+  } else if (a.driver_version == 0) {
+    a.status = "no-driver";
+    a.reason = "no NVIDIA driver (" + missing + ")";
+  } else if (a.driver_version / 1000 < CUDART_VERSION / 1000 || e == cudaErrorInsufficientDriver ||
+             e == cudaErrorCallRequiresNewerDriver) {
+    a.status = "driver-too-old";
+    a.reason = "the driver supports CUDA " + cuda_version_name(a.driver_version) + "; this binary needs CUDA " +
+               cuda_version_name(CUDART_VERSION / 1000 * 1000) + " or newer" +
+               (e == cudaSuccess ? "" : std::string(" (") + cudaGetErrorName(e) + ")");
+  } else if (e == cudaErrorNoDevice || (e == cudaSuccess && n <= 0)) {
+    a.status = "no-device";
+    a.reason = "the driver (CUDA " + cuda_version_name(a.driver_version) + ") sees no GPU";
+  } else {
+    a.status = "error";
+    a.reason = std::string("cudaGetDeviceCount failed: ") + cudaGetErrorName(e) + ": " + cudaGetErrorString(e);
+  }
+  return p;
+}
+
+const Probe& the_probe() {
+  static const Probe p = probe();  // thread-safe one-time initialization
+  return p;
 }
 
 struct StreamSlot {
@@ -84,10 +154,9 @@ Status copy(int dev, void* dst, const void* src, size_t bytes, cudaMemcpyKind ki
 
 bool compiled() { return true; }
 
-int device_count() {
-  static const int count = query_device_count();  // thread-safe one-time initialization
-  return count;
-}
+int device_count() { return the_probe().count; }
+
+const Availability& availability() { return the_probe().availability; }
 
 Status check_device(int dev) {
   const int n = device_count();

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `mambakit` command.
-import { info } from '../runtime';
+import { CudaInfo, info } from '../runtime';
 import { BENCH_USAGE, cmdBench } from './bench';
 import { CLASSIFY_USAGE, cmdClassify } from './classify';
 import { DIFFUSE_USAGE, cmdDiffuse } from './diffuse';
@@ -17,6 +17,17 @@ function gib(bytes: number): string {
   return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
 }
 
+// What CUDA code the binary holds, and why it is not used when it is not.
+function cudaLines(c: CudaInfo): string[] {
+  if (!c.compiled) return [`CUDA: not compiled in (${c.reason})`];
+  const real = c.archs.filter((a) => a.startsWith('sm_')), ptx = c.archs.filter((a) => a.startsWith('compute_'));
+  const code = c.status === 'emulated' ? 'the SIMT emulator (test build)' : `${real.join(' ') || 'no real code'}${ptx.length ? ` + PTX ${ptx.join(' ')}` : ''}`;
+  return [
+    `CUDA kernels: ${code}; CUDA runtime ${c.runtime} (static)`,
+    `CUDA in use: ${c.status === 'ok' || c.status === 'emulated' ? `yes${c.driver ? ` (driver CUDA ${c.driver})` : ''}` : `no: ${c.status}: ${c.reason}`}`,
+  ];
+}
+
 function cmdInfo(json: boolean): void {
   const i = info();
   if (json) {
@@ -25,7 +36,7 @@ function cmdInfo(json: boolean): void {
   }
   const lines = [
     `mambakit ${i.version}`,
-    `CUDA compiled in: ${i.cudaCompiled ? 'yes' : 'no'}`,
+    ...cudaLines(i.cuda),
     `GPUs: ${i.gpus.length === 0 ? 'none found' : ''}`,
     ...i.gpus.map((g) => `  cuda:${g.index} ${g.name}, ${gib(g.memoryBytes)}, compute ${g.computeCapability}, ${g.multiprocessors} SMs`),
     `CPU features: ${i.cpuFeatures} (kernels: ${i.cpuKernels}, bf16 GEMM: ${i.bf16Gemm})`,
