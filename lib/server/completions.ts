@@ -80,8 +80,9 @@ export interface Logprobs {
 /**
  * Builds the `logprobs` of a completion from its chunks: one entry per chunk (per sampled token that
  * was emitted), `tokens` as each token's own text, `text_offset` where the token's text starts in the
- * completion, `top_logprobs` the alternatives most likely first, plus the chosen token when it is not
- * among them (so up to n + 1 entries, as OpenAI returns).
+ * completion, `top_logprobs` the alternatives (inserted most likely first; a JSON object's key order is
+ * not reliable: JS parsers list integer-like keys such as "3" first), plus the chosen token when it is
+ * not among them (so up to n + 1 entries, as OpenAI returns).
  */
 export class LogprobsBuilder {
   readonly all: Logprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [], token_ids: [] };

@@ -11,7 +11,8 @@
 //
 // Samplers: `refGenerate` follows ML-GSAI/LLaDA generate.py (`generate`, `get_num_transfer_tokens`,
 // `add_gumbel_noise`); `refGenerateFast` follows NVlabs/Fast-dLLM llada/generate.py (`generate`,
-// `generate_with_prefix_cache`, `generate_with_dual_cache`, `get_transfer_index`), extended to B rows
+// `generate_with_prefix_cache`, `generate_with_dual_cache`, `get_transfer_index`; re-read at commit
+// f6b35ec: both cached loops test for a finished block before each cached forward), extended to B rows
 // and to left padding (the references are batch-1 and ignore the attention mask there).
 //
 // Deliberate choices and reference quirks (see also the notes at each function):
@@ -691,7 +692,10 @@ export function refGenerateFast(forward: RefForward, prompt: Int32Array, B: numb
     if (mode === 'prefix') {
       const prefix = truncateCache(full.cache, s0);
       const Tq = T - s0;
-      for (let i = 1; ; ++i) {
+      // Fast-dLLM tests for a finished block before each cached step: a first full pass that
+      // committed the whole block (threshold mode) costs no further forward.
+      for (let i = 1; !blockDone(s0, e0); ++i) {
+        guard(i);
         const ids = new Int32Array(B * Tq);
         const maskIdx = new Uint8Array(B * Tq);
         for (let b = 0; b < B; ++b)
@@ -706,12 +710,11 @@ export function refGenerateFast(forward: RefForward, prompt: Int32Array, B: numb
         if (temperature !== 0) for (let j = 0; j < B * Tq * V; ++j) rng();
         const before = blockMasks(x, B, T, s0, e0, maskId);
         record(transferStep(logits, B, Tq, V, x, T, s0, maskIdx, Tq, kAt(i), threshold, temperature, remasking, rng, margin), before);
-        if (blockDone(s0, e0)) break;
-        guard(i + 1);
       }
     } else if (mode === 'dual') {
       let cache = full.cache;
-      for (let i = 1; ; ++i) {
+      for (let i = 1; !blockDone(s0, e0); ++i) {
+        guard(i);
         const ids = new Int32Array(B * BL);
         const maskIdx = new Uint8Array(B * BL);
         for (let b = 0; b < B; ++b)
@@ -724,8 +727,6 @@ export function refGenerateFast(forward: RefForward, prompt: Int32Array, B: numb
         ++nfe;
         const before = blockMasks(x, B, T, s0, e0, maskId);
         record(transferStep(out.logits, B, BL, out.logits.length / (B * BL), x, T, s0, maskIdx, BL, kAt(i), threshold, temperature, remasking, rng, margin), before);
-        if (blockDone(s0, e0)) break;
-        guard(i + 1);
       }
     } else {
       throw new Error(`refGenerateFast: unknown cache '${String(mode)}'`);

@@ -83,6 +83,8 @@ describe.each(DEVICES)('LLaDA on %s', (device) => {
 
   test.each([
     ['prefix', undefined], ['dual', undefined], ['none', 0.9], ['dual', 0.7], ['prefix', 0.5],
+    // every token clears 1e-9: the first full pass of a block commits it all, no cached step follows
+    ['prefix', 1e-9], ['dual', 1e-9],
   ] as const)('Fast-dLLM mode cache=%s threshold=%s = its float64 reference, batched', async (cache, threshold) => {
     const split = { genLength: 16, blockLength: 8, steps: 8 };
     // A confidence within f32 rounding of the threshold may commit on one side and not the other
@@ -102,6 +104,7 @@ describe.each(DEVICES)('LLaDA on %s', (device) => {
     }
     expect(Array.from(res.ids)).toEqual(Array.from(ref.x));
     expect(res.nfe).toBe(ref.nfe);
+    if (threshold === 1e-9) expect(res.nfe).toBe(2);
   });
 
   test('cached calls (prefix and dual) see the same keys as a full pass when nothing changed', async () => {
