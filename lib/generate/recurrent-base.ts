@@ -7,7 +7,7 @@ import type { TokenBatch } from '../models/tokens';
 import type { Device, Tensor } from '../tensor';
 import type { Tokenizer } from '../tokenizer';
 import type { GenerateChunk, GenerateOptions, GenerateResult } from './request';
-import { BatchScheduler, SchedulerOptions } from './scheduler';
+import { BatchScheduler, RequestInputs, SchedulerOptions } from './scheduler';
 
 export abstract class RecurrentLMBase<S extends RecurrentState = RecurrentState> implements RecurrentLM<S> {
   abstract readonly kind: 'language';
@@ -32,8 +32,13 @@ export abstract class RecurrentLMBase<S extends RecurrentState = RecurrentState>
    * Concurrent calls share batched decode steps (continuous batching, see configureBatching).
    */
   generate(prompt: string | readonly number[], opts: GenerateOptions = {}): AsyncGenerator<GenerateChunk, GenerateResult> {
+    return this.generateWith(prompt, opts, {});
+  }
+
+  /** generate() with per-request inputs beyond the prompt ids (for model classes built on this one, e.g. a VLM). */
+  generateWith(prompt: string | readonly number[], opts: GenerateOptions, inputs: RequestInputs): AsyncGenerator<GenerateChunk, GenerateResult> {
     this.#scheduler ??= new BatchScheduler<S>(this);
-    return this.#scheduler.generate(this.tokenizer, prompt, opts);
+    return this.#scheduler.generate(this.tokenizer, prompt, opts, inputs);
   }
 
   /** generate() run to the end: { text, tokens, finishReason, usage }. */

@@ -25,17 +25,28 @@ export interface SchedulerOptions {
   maxPrefillsPerStep?: number;
 }
 
+/**
+ * What a request brings to its own calls beyond its prompt ids (internal: model classes pass it, e.g. a
+ * vision-language model's prompt with image embeddings in it).
+ */
+export interface RequestInputs {
+  /** The prefill's input instead of the prompt ids: embeddings f32 [1, T, D], T = the prompt's length. */
+  prefillEmbeds?: Tensor;
+  /** Mixture-of-Mamba: the modality id of each prompt token (default: the request's modality for all). */
+  prefillModalities?: readonly number[];
+}
+
 // A request plus the hand-off to its consumer (chunks queued until pulled).
 class Job {
   slot = -1;
-  modality = 0; // Mixture-of-Mamba modality id of every token of this request
+  modality = 0; // Mixture-of-Mamba modality id of the generated tokens (and of the prompt by default)
   last = -1;
   cancelled = false;
   readonly chunks: GenerateChunk[] = [];
   error: unknown = null;
   ended = false;
   #wake: (() => void) | null = null;
-  constructor(readonly req: Request) {}
+  constructor(readonly req: Request, readonly inputs: RequestInputs) {}
   push(c: GenerateChunk): void { this.chunks.push(c); this.#notify(); }
   end(error: unknown = null): void { this.ended = true; this.error = error; this.#notify(); }
   wait(): Promise<void> { return new Promise((r) => { this.#wake = r; }); }
@@ -73,12 +84,18 @@ export class BatchScheduler<S extends RecurrentState = RecurrentState> {
     return this.#pending.length >= this.load.freeSlots + this.maxQueue;
   }
 
-  async *generate(tokenizer: Tokenizer | null, prompt: string | readonly number[], opts: GenerateOptions): AsyncGenerator<GenerateChunk, GenerateResult> {
-    const job = new Job(new Request(tokenizer, prompt, opts)); // validates options and prompt first
+  async *generate(tokenizer: Tokenizer | null, prompt: string | readonly number[], opts: GenerateOptions, inputs: RequestInputs = {}): AsyncGenerator<GenerateChunk, GenerateResult> {
+    const job = new Job(new Request(tokenizer, prompt, opts), inputs); // validates options and prompt first
     for (const id of job.req.promptIds)
       if (!(Number.isInteger(id) && id >= 0 && id < this.model.vocabSize))
         throw new MambakitError('E_ARG', `generate: token id ${id} is outside [0, ${this.model.vocabSize})`);
     job.modality = this.#modalityOf(job.req.opts.modality);
+    const T = job.req.promptIds.length;
+    const e = inputs.prefillEmbeds;
+    if (e && !(e.shape.length === 3 && e.shape[0] === 1 && e.shape[1] === T))
+      throw new MambakitError('E_SHAPE', `generate: prefill embeddings must be [1, ${T}, D] for a ${T}-token prompt, got [${e.shape.join(', ')}]`);
+    if (inputs.prefillModalities && inputs.prefillModalities.length !== T)
+      throw new MambakitError('E_SHAPE', `generate: ${inputs.prefillModalities.length} prompt modalities for a ${T}-token prompt`);
     if (this.full) throw new MambakitError('E_ARG', `generate: queue is full (${this.#pending.length} waiting for ${this.load.freeSlots} free slots + ${this.maxQueue} queue places)`);
     this.#pending.push(job);
     this.#kick();
@@ -139,8 +156,8 @@ export class BatchScheduler<S extends RecurrentState = RecurrentState> {
         if (job.stop) { job.end(); continue; }
         job.slot = this.#free.pop() as number;
         await pool.zeroSlot(job.slot);
-        const modalities = this.model.usesModalities ? [job.req.promptIds.map(() => job.modality)] : undefined;
-        const logits = await this.model.prefill([job.req.promptIds], pool, { slots: [job.slot], modalities });
+        const modalities = this.model.usesModalities ? [job.inputs.prefillModalities ?? job.req.promptIds.map(() => job.modality)] : undefined;
+        const logits = await this.model.prefill(job.inputs.prefillEmbeds ?? [job.req.promptIds], pool, { slots: [job.slot], modalities });
         this.#active.push(job);
         await this.#advance(job, logits);
         logits.dispose();
