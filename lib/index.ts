@@ -8,7 +8,7 @@ export * as ops from './ops';
 export { memory, emptyCache, setThreads, threads, gpus, cudaAvailable, synchronize, info } from './runtime';
 export type { MemoryStats, GpuInfo, CudaInfo, RuntimeInfo } from './runtime';
 export type { CudaStatus } from './native';
-export { loadModel, loadLanguageModel, loadClassifier, loadDiffusionModel } from './models/load';
+export { loadModel, loadLanguageModel, loadClassifier, loadDiffusionModel, loadVisionLanguageModel } from './models/load';
 export type { LoadModelOptions, Model, ModelKind } from './models/load';
 export type {
   LanguageModel, RecurrentLM, RecurrentState, ImageClassifier,
@@ -33,6 +33,12 @@ export type { GatedBlockWeights, GatedBlockBenchOptions } from './vision/block';
 export { preprocessImages } from './vision/preprocess';
 export type { ImageInput, PreprocessOptions } from './vision/preprocess';
 export * as visionOps from './vision/ops';
+// Vision-language models (a MambaOut encoder → projector → a Mamba-family LM)
+export { MambaVLM } from './models/vlm';
+export type { VlmPrompt, VlmEncodeOptions, VlmForwardOptions, VlmGenerateOptions } from './models/vlm';
+export { MambaOutEncoder } from './models/mambaout';
+export type { VisionLanguageModel, VisionPrompt } from './models/interfaces';
+export type { VlmConfig, ProjectorType } from './io/vlm-config';
 // LLaDA / MMaDA (masked diffusion)
 export { LladaLM } from './models/llada';
 export type { DiffusionLM, DiffusionOutput, DiffusionPrompt, DiffusionStepView } from './models/interfaces';
@@ -44,3 +50,7 @@ export { MagvitTokenizer } from './models/magvit';
 export type { LoadImageTokenizerOptions, EncodeImagesOptions, ImageCodes } from './models/magvit';
 export type { MagvitConfig, MagvitPartConfig } from './io/magvit-config';
 export * as magvitOps from './vision/magvit-ops';
+// Representation editors (MRT / LoReFT): editor sets resident on a model, chosen per request
+export { readEditors, writeEditors, ORTHONORMAL_TOLERANCE } from './editors/format';
+export type { Editor, EditorActivation, EditorFormula, EditorPositions, EditorSet, EditorSite, EditorSpec, ReadEditorsOptions } from './editors/format';
+export type { EditorChoice } from './editors/passes';

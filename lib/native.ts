@@ -74,13 +74,23 @@ export interface NativeState {
   dispose(): void;
 }
 
-/** A residual-stream edit at the edit point after block `after` (csrc/plan/edit.h). */
-export interface NativeEdit {
-  after: number;
-  op: 'add';
-  rows: NativeTensor;
-  values: NativeTensor;
-}
+/** How a representation editor combines u = W·h + b and v = R·h (csrc/core/reft.h). */
+export type ReftFormula = 'pyreft' | 'mrt';
+/** The editor's activation (act(0) = 0 for each; 'gelu' is the exact erf form). */
+export type ReftActivation = 'identity' | 'relu' | 'gelu' | 'silu' | 'tanh';
+
+/**
+ * A residual-stream edit at the edit point after block `after` (csrc/plan/edit.h), at stream rows `rows` (i32 [n], distinct):
+ * 'add': stream[row] += values (f32 [C] or [n, C]);
+ * 'reft': stream[row] += R_eᵀ d with e = editor[i] (i32 [n]), h = stream[row], u = W_e h + b_e, v = R_e h and
+ * d = act(u) − v ('pyreft') or act(u − v) ('mrt'); R, W [E, r, C] (f32 or bf16, one dtype), b f32 [E, r].
+ */
+export type NativeEdit =
+  | { op: 'add'; after: number; rows: NativeTensor; values: NativeTensor }
+  | {
+    op: 'reft'; after: number; rows: NativeTensor; editor: NativeTensor; R: NativeTensor; W: NativeTensor; b: NativeTensor;
+    formula: ReftFormula; activation: ReftActivation;
+  };
 
 /** One call of a native plan. mode: 'forward' (all positions), 'prefill' (last position), 'step' (decode, one token). */
 export interface NativeCall {

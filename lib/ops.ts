@@ -2,6 +2,7 @@
 // its outputs once it has run. Errors reject with a MambakitError naming the op and the shapes.
 import { DType, dtypeId } from './dtype';
 import { addon, call } from './native';
+import type { ReftActivation, ReftFormula } from './native';
 import { Tensor } from './tensor';
 
 async function run(name: string, inputs: (Tensor | undefined)[], attrs: Record<string, number> = {}): Promise<Tensor[]> {
@@ -275,4 +276,30 @@ export async function denoisePick(logits: Tensor, rows: Tensor, opts: DenoisePic
     x0.dispose();
     conf.dispose();
   }
+}
+
+// ---- representation editors (MRT / LoReFT, csrc/core/reft.h) ----
+
+export type { ReftActivation, ReftFormula } from './native';
+// ids of csrc/core/reft.h (ReftFormula, ReftAct)
+const REFT_FORMULAS: Record<ReftFormula, number> = { pyreft: 0, mrt: 1 };
+const REFT_ACTIVATIONS: Record<ReftActivation, number> = { identity: 0, relu: 1, gelu: 2, silu: 3, tanh: 4 };
+
+/**
+ * Representation editors applied to rows of h f32 [N, C] (or [..., C], rows = the leading dims flattened) → a new f32
+ * tensor of h's shape: row rows[i] (i32 [n], distinct, in [0, N)) edited by editor e = editor[i] (i32 [n], in [0, E)),
+ *   u = W_e h + b_e, v = R_e h,  h' = h + R_eᵀ (act(u) − v)  ('pyreft', the default)  or  h + R_eᵀ act(u − v)  ('mrt'),
+ * every other row copied. R, W [E, r, C] (both f32 or both bf16; R's rows orthonormal for LoReFT), b f32 [E, r],
+ * r ≤ min(C, 256); activation default 'identity'. For edit sites outside a model plan (a projector's output); inside one,
+ * the same kernel runs at the edit points (NativeEdit op 'reft').
+ */
+export function reft(
+  h: Tensor, rows: Tensor, editor: Tensor, R: Tensor, W: Tensor, b: Tensor,
+  opts: { formula?: ReftFormula; activation?: ReftActivation } = {},
+): Promise<Tensor> {
+  const formula = opts.formula ?? 'pyreft', activation = opts.activation ?? 'identity';
+  if (!Object.hasOwn(REFT_FORMULAS, formula)) throw new MambakitError('E_ARG', `reft: formula must be 'pyreft' or 'mrt', got '${formula}'`);
+  if (!Object.hasOwn(REFT_ACTIVATIONS, activation))
+    throw new MambakitError('E_ARG', `reft: activation must be 'identity', 'relu', 'gelu', 'silu' or 'tanh', got '${activation}'`);
+  return one('reft', [h, rows, editor, R, W, b], { formula: REFT_FORMULAS[formula], activation: REFT_ACTIVATIONS[activation] });
 }

@@ -19,11 +19,11 @@ if [[ "$sanitize" == 1 ]]; then
   export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allow_user_segv_handler=1:allocator_may_return_null=1:${ASAN_OPTIONS:-}"
   export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:${UBSAN_OPTIONS:-}"
 fi
-files=(test/ops test/cuda test/io test/tensor.test.ts test/errors.test.ts test/models test/generate test/vision)
+files=(test/ops test/cuda test/io test/tensor.test.ts test/errors.test.ts test/models test/generate test/vision test/editors)
 # the whole suite in the forward schedule, then the kernels alone (test/ops, test/cuda; sampling's
 # statistics excepted for time) in the reverse and a seeded random order
 echo "== CUDA suite under the emulator, schedule forward"
-MAMBAKIT_EMU_SCHEDULE=forward npx jest "${files[@]}" --testPathIgnorePatterns llama-cpp pack
+MAMBAKIT_EMU_SCHEDULE=forward npx jest "${files[@]}" --testPathIgnorePatterns llama-cpp pack convert-editors
 for sched in ${MAMBAKIT_EMU_SCHEDULES:-reverse random:7}; do
   echo "== CUDA kernels under the emulator, schedule $sched"
   MAMBAKIT_EMU_SCHEDULE="$sched" npx jest test/ops test/cuda --testPathIgnorePatterns sample

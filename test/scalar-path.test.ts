@@ -1,4 +1,4 @@
-// The portable (non-AVX2) GEMM, scan and attention paths are what a baseline x86-64 CPU runs. The path is chosen once per
+// The portable (non-AVX2) GEMM, scan, attention and representation-editor paths are what a baseline x86-64 CPU runs. The path is chosen once per
 // process, so run those suites again in a child jest with MAMBAKIT_FORCE_SCALAR=1 (and, on CPUs with
 // AVX512-BF16, with MAMBAKIT_NO_AVX512BF16=1 for the AVX2 bf16 GEMM).
 import { execFileSync } from 'child_process';
@@ -8,10 +8,10 @@ import { info } from '../lib';
 
 const ROOT = path.join(__dirname, '..');
 
-test('MAMBAKIT_FORCE_SCALAR=1: the GEMM, Mamba, sparse and attention kernel suites pass on the portable paths', () => {
+test('MAMBAKIT_FORCE_SCALAR=1: the GEMM, Mamba, sparse, attention and reft kernel suites pass on the portable paths', () => {
   if (process.env.MAMBAKIT_FORCE_SCALAR === '1') return; // already the child
   const jest = path.join(ROOT, 'node_modules', 'jest', 'bin', 'jest.js');
-  const out = execFileSync(process.execPath, [jest, '--ci', '--testPathPattern', 'test/ops/(gemm|ssm|sparse|attention).test.ts'], {
+  const out = execFileSync(process.execPath, [jest, '--ci', '--testPathPattern', 'test/ops/(gemm|ssm|sparse|attention|reft).test.ts'], {
     cwd: ROOT, env: { ...process.env, MAMBAKIT_FORCE_SCALAR: '1' }, encoding: 'utf8', stdio: 'pipe',
   });
   void out; // execFileSync throws (and the test fails) when the child suite fails

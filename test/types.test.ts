@@ -11,8 +11,8 @@ const BAD = path.join(ROOT, 'test', '__consumer_bad__.ts');
 
 const SNIPPETS: Record<string, string> = {
   [OK]: `
-import { createServer, loadClassifier, loadLanguageModel, loadModel } from '../lib';
-import type { DiffusionLM, ImageClassifier, LanguageModel, RecurrentLM, RecurrentState, WeightDType } from '../lib';
+import { createServer, loadClassifier, loadLanguageModel, loadModel, loadVisionLanguageModel } from '../lib';
+import type { DiffusionLM, ImageClassifier, LanguageModel, RecurrentLM, RecurrentState, VisionLanguageModel, WeightDType } from '../lib';
 
 export async function readme(): Promise<void> {
   const model = await loadLanguageModel('./mamba-130m-hf', { device: 'cpu', dtype: 'bf16', onProgress: (done, total) => {} });
@@ -33,7 +33,18 @@ export async function readme(): Promise<void> {
   const m = await loadModel('./some-model');
   if (m.kind === 'language') m.newState(1).dispose();
   else if (m.kind === 'classifier') await m.classify('cat.jpg');
-  else await m.generate([1, 2, 3], { genLength: 8 });
+  else if (m.kind === 'diffusion') await m.generate([1, 2, 3], { genLength: 8 });
+  else await m.complete({ image: 'cat.jpg', prompt: 'USER: <image> What is this? ASSISTANT:' }, { maxTokens: 8 });
+
+  const vlm = await loadVisionLanguageModel('./mamba-vlm', { dtype: 'bf16' });
+  const v: VisionLanguageModel = vlm;
+  for await (const chunk of v.generate({ image: 'cat.jpg', prompt: 'Describe <image> briefly.' }, { maxTokens: 16 })) void chunk.text;
+  const toks = await vlm.encodeImages(['cat.jpg']);
+  const vlogits = await vlm.forward({ image: 'cat.jpg', prompt: [1, 2, 3] }, { encoderEdits: [{ after: 0, rows: [0], add: toks }] });
+  const p = await vlm.prompt({ prompt: 'no image' });
+  const span: [number, number] | null = p.imageSpan;
+  void [span, vlm.encoderBlocks, vlm.lm.blocks, createServer(v)];
+  [toks, vlogits, p.embeds].forEach((t) => t.dispose());
 
   const dlm = await loadModel('./llada', { kind: 'diffusion' });
   const d: DiffusionLM = dlm;

@@ -13,6 +13,7 @@
 #include "core/attn.h"
 #include "core/denoise.h"
 #include "core/magvit.h"
+#include "core/reft.h"
 #include "core/sample.h"
 #include "core/ssm.h"
 #include "core/tensor.h"
@@ -49,6 +50,9 @@ class Backend {
   // y[rows[i], 0:C] += v[i·ldv, 0:C] for i < n (ldv = 0: one vector for every row); rows distinct.
   virtual Status row_add(float* y, int64_t ldy, const int32_t* rows, int64_t n, const float* v, int64_t ldv,
                          int64_t C) = 0;
+  // Representation editors (core/reft.h): the stream x (+ pending) at rows[i] gains R_eᵀ d; rows
+  // distinct, editor indices in [0, E) (checked by the caller).
+  virtual Status reft(const ReftArgs& a) = 0;
 
   // ---- Mamba (core/ssm.h) -------------------------------------------------------------------
   virtual Status causal_conv1d(const ConvArgs& a) = 0;

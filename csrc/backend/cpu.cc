@@ -67,6 +67,11 @@ class CpuBackend final : public Backend {
     if (n > 0) cpu::row_add(y, ldy, rows, n, v, ldv, C);
     return Status::Ok();
   }
+  Status reft(const ReftArgs& a) override {
+    MK_RETURN_IF_ERROR(reft_can_run(a.E, a.r, a.C, a.wdt));
+    cpu::reft(a);
+    return Status::Ok();
+  }
   Status causal_conv1d(const ConvArgs& a) override {
     cpu::causal_conv1d(a);
     return Status::Ok();

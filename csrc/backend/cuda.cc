@@ -66,6 +66,7 @@ class CudaBackend final : public Backend {
                  int64_t C) override {
     return n > 0 ? cuda::row_add(y, ldy, rows, n, v, ldv, C, stream_) : Status::Ok();
   }
+  Status reft(const ReftArgs& a) override { return a.n > 0 ? cuda::reft(a, stream_) : Status::Ok(); }
   Status causal_conv1d(const ConvArgs& a) override { return cuda::causal_conv1d(a, stream_); }
   Status selective_scan(const ScanArgs& a) override { return cuda::selective_scan(a, stream_); }
   Status denoise_pick(const DenoiseArgs& a) override { return a.n > 0 ? cuda::denoise_pick(a, stream_) : Status::Ok(); }

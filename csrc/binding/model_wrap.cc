@@ -2,7 +2,8 @@
 //   createModel(family, config {key: number | string | boolean | number[] | string[]},
 //               weights {checkpoint name: tensor}, device) -> NativeModel
 //   NativeModel.forward({ input, modality?, state?, slots?, mode: 'forward' | 'prefill' | 'step',
-//                         edits?: [{ after, op: 'add', rows, values }] }) -> Promise<tensor>
+//                         edits?: [{ after, op: 'add', rows, values }
+//                                | { after, op: 'reft', rows, editor, R, W, b, formula, activation }] }) -> Promise<tensor>
 //   (attention models also: offset?, keys?, keyBias?, logitsFrom?, logitsCount?)
 //   NativeModel.newState(slots, context?) -> NativeState { slots, zeroSlot(slot) -> Promise<void>, dispose() }
 //   NativeModel.counters() -> tensor | null;  NativeModel.blocks() -> block kinds
@@ -158,12 +159,27 @@ Status parse_call(Napi::Env env, Napi::Value v, CallInputs* in) {
     if (!ea.Get(i).IsObject()) return make_error(Code::ARG, "forward: edits[" + std::to_string(i) + "] must be an object");
     Napi::Object eo = ea.Get(i).As<Napi::Object>();
     Edit e;
-    const std::string op = eo.Get("op").IsString() ? eo.Get("op").As<Napi::String>().Utf8Value() : "";
-    if (op != "add") return make_error(Code::ARG, "forward: edits[" + std::to_string(i) + "].op must be 'add', got '" + op + "'");
-    e.op = EditOp::ADD;
+    const std::string at = "forward: edits[" + std::to_string(i) + "].";
+    const auto str = [&](const char* key) { return eo.Get(key).IsString() ? eo.Get(key).As<Napi::String>().Utf8Value() : ""; };
+    const std::string op = str("op");
+    if (op != "add" && op != "reft") return make_error(Code::ARG, at + "op must be 'add' or 'reft', got '" + op + "'");
     e.after = eo.Get("after").IsNumber() ? static_cast<int64_t>(eo.Get("after").As<Napi::Number>().DoubleValue()) : -1;
     MK_RETURN_IF_ERROR(TensorWrap::unwrap(env, eo.Get("rows"), "edit rows", &e.rows));
-    MK_RETURN_IF_ERROR(TensorWrap::unwrap(env, eo.Get("values"), "edit values", &e.values));
+    if (op == "add") {
+      e.op = EditOp::ADD;
+      MK_RETURN_IF_ERROR(TensorWrap::unwrap(env, eo.Get("values"), "edit values", &e.values));
+    } else {
+      e.op = EditOp::REFT;
+      MK_RETURN_IF_ERROR(TensorWrap::unwrap(env, eo.Get("editor"), "edit editor", &e.editor));
+      MK_RETURN_IF_ERROR(TensorWrap::unwrap(env, eo.Get("R"), "edit R", &e.R));
+      MK_RETURN_IF_ERROR(TensorWrap::unwrap(env, eo.Get("W"), "edit W", &e.W));
+      MK_RETURN_IF_ERROR(TensorWrap::unwrap(env, eo.Get("b"), "edit b", &e.b));
+      if (!reft_formula_from_name(str("formula"), &e.formula))
+        return make_error(Code::ARG, at + "formula must be 'pyreft' or 'mrt', got '" + str("formula") + "'");
+      if (!reft_act_from_name(str("activation"), &e.act))
+        return make_error(Code::ARG, at + "activation must be 'identity', 'relu', 'gelu', 'silu' or 'tanh', got '" +
+                                         str("activation") + "'");
+    }
     in->edits.push_back(std::move(e));
   }
   return Status::Ok();

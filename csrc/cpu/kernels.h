@@ -8,6 +8,7 @@
 #include "core/status.h"
 
 #include "core/denoise.h"
+#include "core/reft.h"
 
 namespace mk::cpu {
 
@@ -35,6 +36,9 @@ void argmax(const float* x, int32_t* y, int64_t rows, int64_t D);
 
 // denoise.cc — the diffusion sampler's per-position picks (core/denoise.h)
 void denoise_pick(const DenoiseArgs& a);
+
+// reft.cc — representation editors (core/reft.h); the caller checked reft_can_run, rows and editors.
+void reft(const ReftArgs& a);
 
 // Scalar math shared by the kernels (the CUDA kernels use the same definitions).
 inline float silu_f(float x) { return x / (1.f + std::exp(-x)); }

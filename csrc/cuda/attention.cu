@@ -27,6 +27,7 @@
 
 #include "cuda/attn.cuh"
 #include "cuda/check.h"
+#include "cuda/half.cuh"
 #include "cuda/launch.cuh"
 #include "cuda/warp.cuh"
 
@@ -53,10 +54,6 @@ struct AttnCfg {
 constexpr int64_t attn_smem_floats(int rows, int hdq, int hdv) {
   return int64_t{rows} * hdq + int64_t{rows} * kKT + int64_t{hdq} * kKStride + int64_t{kKT} * hdv;
 }
-
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
 
 __device__ __forceinline__ void store_kv(float* p, float v) { *p = v; }
 __device__ __forceinline__ void store_kv(__half* p, float v) { *p = __float2half_rn(v); }

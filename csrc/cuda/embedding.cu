@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cuda/check.h"
+#include "cuda/half.cuh"
 #include "cuda/launch.cuh"
 #include "cuda/kernels.h"
 
@@ -19,10 +20,6 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int64_t kMaxBlocks = 65535;
-
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
 
 template <typename T>
 __global__ void embedding_kernel(const int32_t* ids, int64_t n, const T* table, int64_t V,

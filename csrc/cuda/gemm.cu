@@ -31,6 +31,7 @@
 #include <utility>
 
 #include "cuda/check.h"
+#include "cuda/half.cuh"
 #include "cuda/launch.cuh"
 #include "cuda/kernels.h"
 #include "cuda/sparse.cuh"
@@ -40,10 +41,6 @@ namespace mk::cuda {
 namespace {
 
 // ---- small helpers ------------------------------------------------------------------------------
-
-__device__ __forceinline__ float to_f32(float v) { return v; }
-__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
 
 // f32 -> raw 16-bit pattern of the half type T (round to nearest even).
 template <typename T> __device__ __forceinline__ uint16_t to_bits(float v);

@@ -6,6 +6,7 @@
 
 #include "core/act.h"  // Unary
 #include "core/denoise.h"
+#include "core/reft.h"
 #include "core/dtype.h"
 #include "core/status.h"
 
@@ -44,5 +45,9 @@ Status argmax(const float* x, int32_t* y, int64_t rows, int64_t D, void* stream)
 
 // denoise.cu — the diffusion sampler's per-position picks (core/denoise.h); rows in device memory.
 Status denoise_pick(const DenoiseArgs& a, void* stream);
+
+// reft.cu — representation editors (core/reft.h); rows and editor indices in device memory, checked
+// by the caller (distinct rows, indices in [0, E)); the sizes are checked here (reft_can_run).
+Status reft(const ReftArgs& a, void* stream);
 
 }  // namespace mk::cuda

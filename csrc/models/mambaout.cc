@@ -3,7 +3,9 @@
 // "gated_cnn_block", runs one gated CNN block alone on an NHWC stream (tests, benchmarks).
 //
 // config: dims and depths (per stage), classes, eps. Weights by timm's state-dict names, the convs
-// already in the kernels' layout (dense [3, 3, Ci, Co], depthwise [7, 7, C]).
+// already in the kernels' layout (dense [3, 3, Ci, Co], depthwise [7, 7, C]). With feature_stage s
+// (an image encoder, e.g. a VLM's vision tower) the plan stops after stage s's last block and returns
+// that feature map as tokens [B, H·W, C_s]: no PooledHead, no classes, no weights of later stages.
 // gated_cnn_block: config channels, eps; weights named as inside a block ("norm.weight", "fc1.weight", …).
 #include <string>
 
@@ -56,15 +58,17 @@ Status eps_of(const Config& cfg, float* eps) {
 Status build_mambaout(const Config& cfg, WeightMap& w, Device dev, std::unique_ptr<Plan>* out) {
   const char* family = "mambaout";
   std::vector<int64_t> dims, depths;
-  int64_t classes = 0;
+  int64_t classes = 0, feature_stage = -1;
   float eps = 0;
   MK_RETURN_IF_ERROR(cfg.integers("dims", 2, 65536, &dims));
   MK_RETURN_IF_ERROR(cfg.integers("depths", 0, 1024, &depths));
-  MK_RETURN_IF_ERROR(cfg.integer("classes", 1, 10000000, &classes));
   MK_RETURN_IF_ERROR(eps_of(cfg, &eps));
   const size_t S = dims.size();
   if (S < 1 || S > 8 || depths.size() != S)
     return make_error(Code::ARG, std::string(family) + ": dims and depths must have the same length, 1..8");
+  MK_RETURN_IF_ERROR(cfg.integer_or("feature_stage", 0, static_cast<int64_t>(S) - 1, -1, &feature_stage));
+  if (feature_stage < 0) MK_RETURN_IF_ERROR(cfg.integer("classes", 1, 10000000, &classes));
+  const size_t stages = feature_stage < 0 ? S : static_cast<size_t>(feature_stage) + 1;
   Loader l(family, w, dev);
   const int64_t C0 = dims[0], C3 = dims[S - 1];
   auto plan = std::make_unique<Plan>(family, dev);
@@ -75,7 +79,7 @@ Status build_mambaout(const Config& cfg, WeightMap& w, Device dev, std::unique_p
   MK_RETURN_IF_ERROR(l.conv("stem.conv2", C0 / 2, C0, &c2));
   MK_RETURN_IF_ERROR(l.norm("stem.norm2", C0, &n2));
   plan->add_block(std::make_unique<Stem>(c1, n1, c2, n2, eps));
-  for (size_t i = 0; i < S; ++i) {
+  for (size_t i = 0; i < stages; ++i) {
     const std::string p = "stages." + std::to_string(i) + ".";
     if (i > 0) {
       ConvS2 dc;
@@ -90,6 +94,12 @@ Status build_mambaout(const Config& cfg, WeightMap& w, Device dev, std::unique_p
       plan->add_block(std::make_unique<GatedCnn>(std::move(b), dims[i], eps));
     }
   }
+  plan->set_embed(std::make_unique<ImageInput>(family, 3, dev));
+  if (feature_stage >= 0) {
+    plan->set_head(std::make_unique<StreamOutput>(/*tokens=*/true));
+    *out = std::move(plan);
+    return Status::Ok();
+  }
   LayerNormW hn, hn2;
   Tensor f1, f1b, f2, f2b;
   MK_RETURN_IF_ERROR(l.norm("head.norm", C3, &hn));
@@ -98,7 +108,6 @@ Status build_mambaout(const Config& cfg, WeightMap& w, Device dev, std::unique_p
   MK_RETURN_IF_ERROR(l.norm("head.pre_logits.norm", 4 * C3, &hn2));
   MK_RETURN_IF_ERROR(l.get("head.fc.weight", {classes, 4 * C3}, true, &f2));
   MK_RETURN_IF_ERROR(l.get("head.fc.bias", {classes}, false, &f2b));
-  plan->set_embed(std::make_unique<ImageInput>(family, 3, dev));
   plan->set_head(std::make_unique<PooledHead>(hn, f1, f1b, hn2, f2, f2b, eps));
   *out = std::move(plan);
   return Status::Ok();

@@ -4,7 +4,7 @@
 //  - Downsample: conv3×3/2 → LN (between stages)
 //  - PooledHead: mean over H, W → LN → fc (4·C) → GELU → LN → fc          [B, classes]
 // with ImageInput (pixels, or any NHWC stream) as the embed and StreamOutput (the stream itself) as
-// the head of a plan that runs blocks alone (tests, benchmarks).
+// the head of a plan that runs blocks alone (tests, benchmarks) or stops at a feature stage (encoders).
 #pragma once
 #include <cstdint>
 
@@ -106,12 +106,18 @@ class PooledHead final : public Head {
   float eps_;
 };
 
-// The stream as it is: [B, H, W, C].
+// The stream as it is: [B, H, W, C], or as tokens [B, H·W, C] (an image encoder's feature map).
 class StreamOutput final : public Head {
  public:
-  Shape output_shape(const Geometry& g, const CallInputs&) const override { return {g.B, g.H, g.W, g.C}; }
+  explicit StreamOutput(bool tokens = false) : tokens_(tokens) {}
+  Shape output_shape(const Geometry& g, const CallInputs&) const override {
+    return tokens_ ? Shape{g.B, g.T(), g.C} : Shape{g.B, g.H, g.W, g.C};
+  }
   void scratch(Arena&, const Geometry&) const override {}
   Status run(RunCtx& c, Residual& r, float* out) const override;
+
+ private:
+  bool tokens_;
 };
 
 }  // namespace mk

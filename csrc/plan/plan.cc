@@ -6,8 +6,9 @@
 
 namespace mk {
 
-// A decode step captured for one key (batch, state buffers, slots?, modality?, edits) with its own
-// inputs, workspace and output, so a replay touches exactly the memory it was captured with.
+// A decode step captured for one key (batch, state buffers, slots?, modality?, edits: their ops, index
+// sizes and weight buffers) with its own inputs (token ids, modality, slots, the edits' rows and editor
+// indices), workspace and output, so a replay touches exactly the memory it was captured with.
 struct Plan::Graph {
   std::vector<uintptr_t> key;
   CallInputs in;  // the capture's inputs: its own copies of input / modality / slots
@@ -262,11 +263,23 @@ Status Plan::decode_with_graph(const CallInputs& in, const Geometry& g, Tensor* 
   MK_RETURN_IF_ERROR(backend_for(dev_, &be));
   std::vector<uintptr_t> key{static_cast<uintptr_t>(g.B), in.slots.storage ? 1u : 0u, in.modality.storage ? 1u : 0u};
   for (const Tensor& t : in.state.parts) key.push_back(reinterpret_cast<uintptr_t>(t.raw()));
-  for (const Edit& e : in.edits)
-    for (uintptr_t v : {static_cast<uintptr_t>(e.after), static_cast<uintptr_t>(e.op), reinterpret_cast<uintptr_t>(e.rows.raw()),
-                        static_cast<uintptr_t>(e.rows.numel()), reinterpret_cast<uintptr_t>(e.values.raw()),
-                        static_cast<uintptr_t>(e.values.ndim())})
+  // Edits: what each does, the sizes of its index tensors (rows, editor: made per call, so the graph
+  // keeps its own copies, as of the input) and the buffers of its weights (resident: read where they are).
+  const auto sizes = [&](const Tensor& t) {
+    key.push_back(t.storage ? static_cast<uintptr_t>(t.numel()) : ~uintptr_t{0});
+  };
+  for (const Edit& e : in.edits) {
+    for (uintptr_t v : {static_cast<uintptr_t>(e.after), static_cast<uintptr_t>(e.op), static_cast<uintptr_t>(e.formula),
+                        static_cast<uintptr_t>(e.act)})
       key.push_back(v);
+    sizes(e.rows), sizes(e.editor);
+    for (const Tensor* t : {&e.values, &e.R, &e.W, &e.b}) {
+      key.push_back(t->storage ? reinterpret_cast<uintptr_t>(t->raw()) : 0);
+      key.push_back(static_cast<uintptr_t>(t->dtype));
+      for (int64_t d : t->shape) key.push_back(static_cast<uintptr_t>(d));
+      key.push_back(~uintptr_t{0});  // ends the shape
+    }
+  }
   std::lock_guard<std::mutex> lock(graph_mu_);
   std::shared_ptr<Graph> gr;
   for (size_t i = 0; i < graphs_cache_.size(); ++i)
@@ -284,6 +297,10 @@ Status Plan::decode_with_graph(const CallInputs& in, const Geometry& g, Tensor* 
     MK_RETURN_IF_ERROR(like(in.input, &gr->in.input));
     if (in.modality.storage) MK_RETURN_IF_ERROR(like(in.modality, &gr->in.modality));
     if (in.slots.storage) MK_RETURN_IF_ERROR(like(in.slots, &gr->in.slots));
+    for (size_t i = 0; i < in.edits.size(); ++i) {
+      MK_RETURN_IF_ERROR(like(in.edits[i].rows, &gr->in.edits[i].rows));
+      if (in.edits[i].editor.storage) MK_RETURN_IF_ERROR(like(in.edits[i].editor, &gr->in.edits[i].editor));
+    }
     MK_RETURN_IF_ERROR(Tensor::create(dev_, DType::F32, head_->output_shape(final_geometry(g), in), &gr->out));
     gr->ws.reset(new Arena(Arena::counter()));
     MK_RETURN_IF_ERROR(Arena::create(dev_, workspace_bytes(*be, gr->in, g), gr->ws.get()));
@@ -292,6 +309,11 @@ Status Plan::decode_with_graph(const CallInputs& in, const Geometry& g, Tensor* 
   MK_RETURN_IF_ERROR(be->copy(gr->in.input.raw(), in.input.raw(), in.input.nbytes()));
   if (in.modality.storage) MK_RETURN_IF_ERROR(be->copy(gr->in.modality.raw(), in.modality.raw(), in.modality.nbytes()));
   if (in.slots.storage) MK_RETURN_IF_ERROR(be->copy(gr->in.slots.raw(), in.slots.raw(), in.slots.nbytes()));
+  for (size_t i = 0; i < in.edits.size(); ++i) {
+    const Edit &e = in.edits[i], &ge = gr->in.edits[i];
+    MK_RETURN_IF_ERROR(be->copy(ge.rows.raw(), e.rows.raw(), e.rows.nbytes()));
+    if (e.editor.storage) MK_RETURN_IF_ERROR(be->copy(ge.editor.raw(), e.editor.raw(), e.editor.nbytes()));
+  }
   if (fresh) {
     MK_RETURN_IF_ERROR(gpu::capture_begin(dev_.index));
     RunCtx c{*be, *gr->ws, gr->in, false};

@@ -8,12 +8,13 @@ import { loadModel } from '../models/load';
 import { LogLevel, createServer, drain } from '../server/server';
 import type { Device } from '../tensor';
 
-export const SERVE_USAGE = `usage: mambakit serve --model DIR (a language or diffusion LM) [--port 8080] [--host 127.0.0.1] [--device cpu|cuda]
+export const SERVE_USAGE = `usage: mambakit serve --model DIR (a language, diffusion or vision-language model) [--port 8080] [--host 127.0.0.1] [--device cpu|cuda]
   [--dtype f32|bf16|f16] [--max-batch 32] [--max-queue 64] [--max-prompt-tokens 4096] [--max-tokens 2048]
   [--api-key KEY]... (or MAMBAKIT_API_KEY=KEY1,KEY2) [--log [--log-level info]] [--trust-proxy true|HOPS|ADDRS]
   [--drain-timeout 30] [--headers-timeout 10] [--request-timeout 30] [--keep-alive-timeout 72]
   [--sse-stall-timeout 30] [--max-connections 0]   (timeouts in seconds)
-  [--vq DIR]   (MMaDA: the MAGVIT-v2 image tokenizer: POST /v1/images/generations, images on /v1/completions)`;
+  [--vq DIR]   (MMaDA: the MAGVIT-v2 image tokenizer: POST /v1/images/generations, images on /v1/completions)
+  [--editors NAME=DIR]...   (editor sets resident on the model; a request picks one with "editors": "NAME")`;
 
 const LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'];
 
@@ -26,7 +27,7 @@ export async function cmdServe(argv: string[]): Promise<void> {
       'max-tokens': { type: 'string' }, 'api-key': { type: 'string', multiple: true }, log: { type: 'boolean' }, 'log-level': { type: 'string' },
       'trust-proxy': { type: 'string' }, 'drain-timeout': { type: 'string' }, 'headers-timeout': { type: 'string' },
       'request-timeout': { type: 'string' }, 'keep-alive-timeout': { type: 'string' }, 'sse-stall-timeout': { type: 'string' },
-      'max-connections': { type: 'string' }, vq: { type: 'string' },
+      'max-connections': { type: 'string' }, vq: { type: 'string' }, editors: { type: 'string', multiple: true },
     },
   });
   if (!values.model) throw new MambakitError('E_ARG', SERVE_USAGE);
@@ -62,6 +63,11 @@ export async function cmdServe(argv: string[]): Promise<void> {
   if (model.kind === 'classifier') {
     model.dispose();
     throw new MambakitError('E_ARG', `${values.model} holds an image classifier: use \`mambakit classify\``);
+  }
+  for (const spec of values.editors ?? []) {
+    const at = spec.indexOf('=');
+    if (at <= 0) throw new MambakitError('E_ARG', `--editors must be NAME=DIR, got '${spec}'`);
+    await model.loadEditors(spec.slice(at + 1), spec.slice(0, at));
   }
   const app = createServer(model, opts);
   const address = await app.listen({ port: int(values.port, 8080, 'port'), host: values.host ?? '127.0.0.1' });

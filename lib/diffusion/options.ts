@@ -26,6 +26,12 @@ export interface DiffusionOptions {
   /** Seed of the Gumbel noise and of random remasking (default random). */
   seed?: number;
   signal?: AbortSignal;
+  /**
+   * Attached editor set(s) (model.loadEditors): one for every prompt or one per prompt (null: none). An
+   * editor edits its positions counted from the prompt's start ('all': the prompt and the generated
+   * tokens) in every forward that holds them; the unconditional guidance rows are not edited.
+   */
+  editors?: string | readonly (string | null)[];
 }
 
 export interface ResolvedDiffusionOptions {
@@ -39,6 +45,8 @@ export interface ResolvedDiffusionOptions {
   threshold: number | null;
   seed: number;
   signal: AbortSignal | null;
+  /** One set (or null) per prompt once the batch is known; a single name here applies to all. */
+  editors: string | readonly (string | null)[] | null;
 }
 
 const bad = (msg: string): MambakitError => new MambakitError('E_ARG', `diffusion: ${msg}`);
@@ -69,7 +77,10 @@ export function resolveDiffusionOptions(opts: DiffusionOptions, defaults: Diffus
   if (threshold !== null && !(typeof threshold === 'number' && threshold > 0 && threshold <= 1)) throw bad(`threshold must be in (0, 1], got ${String(o.threshold)}`);
   const seed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
   if (!(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32)) throw bad(`seed must be an integer in [0, 2^32), got ${String(o.seed)}`);
-  return { genLength, blockLength, steps, remasking, temperature, cfgScale, cache, threshold, seed, signal: o.signal ?? null };
+  const editors = o.editors ?? null;
+  if (editors !== null && !(typeof editors === 'string' || (Array.isArray(editors) && editors.every((e) => e === null || typeof e === 'string'))))
+    throw bad('editors must be the name of an attached editor set, or one name (or null) per prompt');
+  return { genLength, blockLength, steps, remasking, temperature, cfgScale, cache, threshold, seed, signal: o.signal ?? null, editors };
 }
 
 /**

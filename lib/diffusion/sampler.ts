@@ -12,6 +12,7 @@
 // computed (the references compute every position's and discard all but the block's), which changes no
 // decision.
 import { MambakitError } from '../errors';
+import type { EditedRow } from '../editors/registry';
 import type { ResolvedDiffusionOptions } from './options';
 import { numTransferTokens } from './options';
 import { aboveThreshold, topK } from './pick';
@@ -36,6 +37,8 @@ export interface DenoiserCall {
   /** Logits for positions [offset + logitsFrom, … + logitsCount) of each row. */
   logitsFrom: number;
   logitsCount: number;
+  /** Editor sets of the call's rows (lib/editors), or absent. */
+  editors?: readonly EditedRow[];
 }
 
 /**
@@ -158,6 +161,14 @@ export async function* diffuse(den: Denoiser, pb: PromptBatch, o: ResolvedDiffus
     }
     return ids;
   };
+  // editor sets per sequence (not the unconditional twins): positions count from each prompt's start
+  const sets = typeof o.editors === 'string' ? Array.from({ length: B }, () => o.editors as string) : o.editors;
+  if (sets && sets.length !== B) throw new MambakitError('E_SHAPE', `diffusion: editors names ${sets.length} sets for ${B} prompts`);
+  const starts = Array.from({ length: B }, (_, b) => (pb.attention ? pb.attention.subarray(b * P, (b + 1) * P).indexOf(1) : 0));
+  const editorRows = (from: number, to: number): EditedRow[] | undefined => sets?.map((set, b) => {
+    const n = to - from, start = starts[b];
+    return { set, offset: b * n + start - from, length: L - start, promptLength: P - start, window: [b * n, (b + 1) * n] as const };
+  });
   let nfe = 0;
   try {
     for (let blk = 0; blk < blocks; ++blk) {
@@ -177,7 +188,7 @@ export async function* diffuse(den: Denoiser, pb: PromptBatch, o: ResolvedDiffus
         for (let b = 0; b < B; ++b) for (let j = 0; j < bl; ++j) if (x[b * L + bs + j] === mask) positions.push(b * bl + j);
         const { x0, conf } = await den.predict({
           ids: rowsIn(from, to), rows: R, n: to - from, offset: from, keys: L, cache, keyBias: bias,
-          logitsFrom: bs - from, logitsCount: bl,
+          logitsFrom: bs - from, logitsCount: bl, editors: editorRows(from, to),
         }, {
           positions: Int32Array.from(positions), guided, cfgScale: o.cfgScale, temperature: o.temperature,
           random: o.remasking === 'random', seed: o.seed, step: nfe,

@@ -1,6 +1,9 @@
 // generate / complete / continuous batching for any recurrent language model, in terms of its
 // newState / prefill / step: a model class extends RecurrentLMBase and implements those (and forward).
 import type { WeightDType } from '../dtype';
+import type { EditorSet, ReadEditorsOptions } from '../editors/format';
+import { Editable, EditorHost } from '../editors/host';
+import type { EditSites, EditorRegistry } from '../editors/registry';
 import { MambakitError } from '../errors';
 import type { BatchLoad, LanguageModelCallOptions, PrefillOptions, RecurrentLM, RecurrentState, StepOptions } from '../models/interfaces';
 import type { TokenBatch } from '../models/tokens';
@@ -9,7 +12,7 @@ import type { Tokenizer } from '../tokenizer';
 import type { GenerateChunk, GenerateOptions, GenerateResult } from './request';
 import { BatchScheduler, RequestInputs, SchedulerOptions } from './scheduler';
 
-export abstract class RecurrentLMBase<S extends RecurrentState = RecurrentState> implements RecurrentLM<S> {
+export abstract class RecurrentLMBase<S extends RecurrentState = RecurrentState> implements RecurrentLM<S>, Editable {
   abstract readonly kind: 'language';
   abstract readonly modelType: string;
   abstract readonly vocabSize: number;
@@ -20,6 +23,35 @@ export abstract class RecurrentLMBase<S extends RecurrentState = RecurrentState>
   /** The checkpoint's tokenizer.json, when it has one (set by loadModel). */
   tokenizer: Tokenizer | null = null;
   #scheduler: BatchScheduler<S> | null = null;
+  #editors: EditorHost | null = null;
+
+  /** The model's edit sites, for checking editor sets against it (width and layers of each site). */
+  protected abstract editSites(): EditSites;
+
+  get #host(): EditorHost {
+    return (this.#editors ??= new EditorHost(() => this.editSites(), this.device));
+  }
+
+  /** The editor sets resident on this model (internal: the scheduler and the model's calls read it). */
+  get editorRegistry(): EditorRegistry {
+    return this.#host.registry;
+  }
+
+  loadEditors(dir: string, name: string, opts: ReadEditorsOptions = {}): Promise<void> {
+    return this.#host.load(dir, name, opts);
+  }
+
+  attachEditors(name: string, set: EditorSet): void {
+    this.editorRegistry.attach(name, set);
+  }
+
+  detachEditors(name: string): void {
+    this.editorRegistry.detach(name);
+  }
+
+  get editorSets(): string[] {
+    return this.#editors?.names ?? [];
+  }
 
   abstract forward(tokens: TokenBatch | Tensor, opts?: LanguageModelCallOptions): Promise<Tensor>;
   abstract newState(batch: number): S;
@@ -66,5 +98,6 @@ export abstract class RecurrentLMBase<S extends RecurrentState = RecurrentState>
   /** Frees the scheduler's state pool (requests in flight end with E_ARG); subclasses free their weights after. */
   dispose(): void {
     this.#scheduler?.dispose();
+    this.#editors?.dispose();
   }
 }

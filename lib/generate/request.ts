@@ -24,6 +24,8 @@ export interface GenerateOptions extends SampleOptions {
    * copy of the request's logits row to the host per token.
    */
   topLogprobs?: number;
+  /** An attached editor set (model.loadEditors) that edits this request; others in the same batch may use others. */
+  editors?: string;
 }
 
 export interface GenerateChunk {
@@ -67,6 +69,7 @@ export class Request {
     if (opts.seed !== undefined && !(Number.isInteger(opts.seed) && opts.seed >= 0 && opts.seed < 2 ** 32)) bad('seed', opts.seed, 'an integer in [0, 2^32)');
     if (opts.topLogprobs !== undefined && !(Number.isInteger(opts.topLogprobs) && opts.topLogprobs >= 0 && opts.topLogprobs <= 20)) bad('topLogprobs', opts.topLogprobs, 'an integer in [0, 20]');
     if (opts.stop !== undefined && !(Array.isArray(opts.stop) && opts.stop.every((s) => typeof s === 'string'))) bad('stop', opts.stop, 'an array of strings');
+    if (opts.editors !== undefined && typeof opts.editors !== 'string') bad('editors', opts.editors, 'the name of an attached editor set');
     if (typeof prompt === 'string' && !tokenizer) throw new MambakitError('E_ARG', 'generate: this model has no tokenizer.json; pass token ids');
     this.promptIds = typeof prompt === 'string' ? (tokenizer as Tokenizer).encode(prompt) : Array.from(prompt);
     if (this.promptIds.length === 0) throw new MambakitError('E_ARG', 'generate: empty prompt');

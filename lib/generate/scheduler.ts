@@ -46,9 +46,20 @@ class Job {
   error: unknown = null;
   ended = false;
   #wake: (() => void) | null = null;
-  constructor(readonly req: Request, readonly inputs: RequestInputs) {}
+  // the editor set this request holds (released once, when it ends)
+  #release: (() => void) | null;
+  constructor(readonly req: Request, readonly inputs: RequestInputs, readonly editors: string | null, release: (() => void) | null) {
+    this.#release = release;
+  }
   push(c: GenerateChunk): void { this.chunks.push(c); this.#notify(); }
-  end(error: unknown = null): void { this.ended = true; this.error = error; this.#notify(); }
+  end(error: unknown = null): void {
+    this.ended = true;
+    this.error = error;
+    const r = this.#release;
+    this.#release = null;
+    r?.();
+    this.#notify();
+  }
   wait(): Promise<void> { return new Promise((r) => { this.#wake = r; }); }
   #notify(): void { const w = this.#wake; this.#wake = null; w?.(); }
   get stop(): boolean { return this.cancelled || this.req.aborted; }
@@ -85,18 +96,23 @@ export class BatchScheduler<S extends RecurrentState = RecurrentState> {
   }
 
   async *generate(tokenizer: Tokenizer | null, prompt: string | readonly number[], opts: GenerateOptions, inputs: RequestInputs = {}): AsyncGenerator<GenerateChunk, GenerateResult> {
-    const job = new Job(new Request(tokenizer, prompt, opts), inputs); // validates options and prompt first
-    for (const id of job.req.promptIds)
+    const req = new Request(tokenizer, prompt, opts); // validates options and prompt first
+    for (const id of req.promptIds)
       if (!(Number.isInteger(id) && id >= 0 && id < this.model.vocabSize))
         throw new MambakitError('E_ARG', `generate: token id ${id} is outside [0, ${this.model.vocabSize})`);
-    job.modality = this.#modalityOf(job.req.opts.modality);
-    const T = job.req.promptIds.length;
+    const modality = this.#modalityOf(req.opts.modality);
+    const T = req.promptIds.length;
     const e = inputs.prefillEmbeds;
     if (e && !(e.shape.length === 3 && e.shape[0] === 1 && e.shape[1] === T))
       throw new MambakitError('E_SHAPE', `generate: prefill embeddings must be [1, ${T}, D] for a ${T}-token prompt, got [${e.shape.join(', ')}]`);
     if (inputs.prefillModalities && inputs.prefillModalities.length !== T)
       throw new MambakitError('E_SHAPE', `generate: ${inputs.prefillModalities.length} prompt modalities for a ${T}-token prompt`);
     if (this.full) throw new MambakitError('E_ARG', `generate: queue is full (${this.#pending.length} waiting for ${this.load.freeSlots} free slots + ${this.maxQueue} queue places)`);
+    // the request holds its editor set from here to its end (a detach meanwhile waits for it)
+    const set = req.opts.editors ?? null, reg = this.model.editorRegistry;
+    if (set !== null) reg.acquire(set);
+    const job = new Job(req, inputs, set, set === null ? null : () => reg.release(set));
+    job.modality = modality;
     this.#pending.push(job);
     this.#kick();
     try {
@@ -157,7 +173,7 @@ export class BatchScheduler<S extends RecurrentState = RecurrentState> {
         job.slot = this.#free.pop() as number;
         await pool.zeroSlot(job.slot);
         const modalities = this.model.usesModalities ? [job.inputs.prefillModalities ?? job.req.promptIds.map(() => job.modality)] : undefined;
-        const logits = await this.model.prefill(job.inputs.prefillEmbeds ?? [job.req.promptIds], pool, { slots: [job.slot], modalities });
+        const logits = await this.model.prefill(job.inputs.prefillEmbeds ?? [job.req.promptIds], pool, { slots: [job.slot], modalities, editors: job.editors });
         this.#active.push(job);
         await this.#advance(job, logits);
         logits.dispose();
@@ -167,7 +183,10 @@ export class BatchScheduler<S extends RecurrentState = RecurrentState> {
       // one decode step for everyone running
       const batch = this.#active;
       const modalities = this.model.usesModalities ? batch.map((j) => j.modality) : undefined;
-      const logits = await this.model.step(batch.map((j) => j.last), pool, { slots: batch.map((j) => j.slot), modalities });
+      // rows whose editor set edits decoded tokens too (MRT's default is prefill only: usually none)
+      const reg = this.model.editorRegistry;
+      const editors = batch.some((j) => reg.decodes(j.editors)) ? batch.map((j) => j.editors) : undefined;
+      const logits = await this.model.step(batch.map((j) => j.last), pool, { slots: batch.map((j) => j.slot), modalities, editors });
       // requests with the same sampling options draw in one call, each with its own (seed, step) key
       const groups = new Map<string, number[]>();
       batch.forEach((j, b) => {

@@ -3,6 +3,7 @@
 import { MambakitError } from '../errors';
 import type { Checkpoint } from './safetensors';
 import { isRecord } from './safetensors';
+import { checkTensors, shapeStr } from './tensor-check';
 
 export type MambaModelType = 'mamba' | 'moe_mamba' | 'mixture_of_mamba';
 export const MAMBA_MODEL_TYPES: readonly MambaModelType[] = ['mamba', 'moe_mamba', 'mixture_of_mamba'];
@@ -191,32 +192,19 @@ export function expectedMambaTensors(cfg: MambaConfig, vocabFromEmbedding?: numb
   return out;
 }
 
-const dims = (s: readonly number[]): string => `[${s.join(', ')}]`;
-
 /**
  * Checks that the checkpoint holds exactly the tensors of `cfg` with their shapes (missing, misshapen
  * and unexpected extra tensors are E_FORMAT, naming file, tensor, expected and found). Returns the
- * effective vocabulary size: the embedding's first dim (it may be padded past vocab_size).
+ * effective vocabulary size: the embedding's first dim (it may be padded past vocab_size). With a
+ * `prefix` (a VLM's 'language_model.') every name carries it and only the names under it are checked.
  */
-export function validateMambaCheckpoint(cfg: MambaConfig, ckpt: Checkpoint): number {
-  const embName = 'backbone.embeddings.weight';
+export function validateMambaCheckpoint(cfg: MambaConfig, ckpt: Checkpoint, prefix = ''): number {
+  const embName = `${prefix}backbone.embeddings.weight`;
   if (!ckpt.has(embName)) throw fail(`${ckpt.dir}: tensor '${embName}' is missing (expected [${cfg.vocabSize}, ${cfg.hiddenSize}])`);
   const emb = ckpt.get(embName);
   if (emb.shape.length !== 2 || emb.shape[0] < 1 || emb.shape[1] !== cfg.hiddenSize)
-    throw fail(`${emb.file}: tensor '${embName}' has shape ${dims(emb.shape)}, expected [V, ${cfg.hiddenSize}] (vocab_size ${cfg.vocabSize})`);
+    throw fail(`${emb.file}: tensor '${embName}' has shape ${shapeStr(emb.shape)}, expected [V, ${cfg.hiddenSize}] (vocab_size ${cfg.vocabSize})`);
   const V = emb.shape[0];
-  const problems: string[] = [];
-  const expected = expectedMambaTensors(cfg, V);
-  const known = new Set(expected.map((t) => t.name));
-  for (const t of expected) {
-    if (!ckpt.has(t.name)) {
-      if (!t.optional) problems.push(`${ckpt.dir}: tensor '${t.name}' is missing (expected ${dims(t.shape)})`);
-      continue;
-    }
-    const found = ckpt.get(t.name);
-    if (dims(found.shape) !== dims(t.shape)) problems.push(`${found.file}: tensor '${t.name}' has shape ${dims(found.shape)}, expected ${dims(t.shape)}`);
-  }
-  for (const t of ckpt.list()) if (!known.has(t.name)) problems.push(`${t.file}: unexpected tensor '${t.name}' ${dims(t.shape)}`);
-  if (problems.length > 0) throw fail(problems[0] + (problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : ''));
+  checkTensors(ckpt, expectedMambaTensors(cfg, V), { prefix });
   return V;
 }

@@ -3,6 +3,7 @@
 import { MambakitError } from '../errors';
 import type { Checkpoint } from './safetensors';
 import { isRecord, numel } from './safetensors';
+import { checkTensors } from './tensor-check';
 
 export interface MambaOutConfig {
   /** femto | kobe | tiny | small | base, or null for custom depths/dims. */
@@ -60,12 +61,18 @@ export interface MambaOutTensor {
   name: string;
   /** As timm stores it: convs [Co, Ci, k, k], linears [out, in]. */
   shape: number[];
+  /** An image encoder (featureStage) does not read it: stages after the feature stage and the head. Checked when present. */
+  unused?: true;
 }
 
-/** Every tensor of a timm mambaout_* state dict, in model order. */
-export function expectedMambaOutTensors(cfg: Pick<MambaOutConfig, 'depths' | 'dims' | 'numClasses'>): MambaOutTensor[] {
+/**
+ * Every tensor of a timm mambaout_* state dict, in model order. With `featureStage` (an image encoder that
+ * stops after that stage) the later stages and the head are marked `unused`.
+ */
+export function expectedMambaOutTensors(cfg: Pick<MambaOutConfig, 'depths' | 'dims' | 'numClasses'>, featureStage?: number): MambaOutTensor[] {
   const out: MambaOutTensor[] = [];
-  const add = (name: string, ...shape: number[]): void => void out.push({ name, shape });
+  let unused = false; // from the first tensor after the feature stage on
+  const add = (name: string, ...shape: number[]): void => void out.push(unused ? { name, shape, unused } : { name, shape });
   const norm = (p: string, C: number): void => (add(`${p}.weight`, C), add(`${p}.bias`, C));
   const C0 = cfg.dims[0], C3 = cfg.dims[cfg.dims.length - 1];
   add('stem.conv1.weight', Math.floor(C0 / 2), 3, 3, 3), add('stem.conv1.bias', Math.floor(C0 / 2));
@@ -73,6 +80,7 @@ export function expectedMambaOutTensors(cfg: Pick<MambaOutConfig, 'depths' | 'di
   add('stem.conv2.weight', C0, Math.floor(C0 / 2), 3, 3), add('stem.conv2.bias', C0);
   norm('stem.norm2', C0);
   cfg.dims.forEach((C, i) => {
+    unused = featureStage !== undefined && i > featureStage;
     if (i > 0) {
       add(`stages.${i}.downsample.conv.weight`, C, cfg.dims[i - 1], 3, 3), add(`stages.${i}.downsample.conv.bias`, C);
       norm(`stages.${i}.downsample.norm`, C);
@@ -86,6 +94,7 @@ export function expectedMambaOutTensors(cfg: Pick<MambaOutConfig, 'depths' | 'di
       add(`${p}.fc2.weight`, C, h), add(`${p}.fc2.bias`, C);
     }
   });
+  unused = featureStage !== undefined;
   norm('head.norm', C3);
   add('head.pre_logits.fc.weight', 4 * C3, C3), add('head.pre_logits.fc.bias', 4 * C3);
   norm('head.pre_logits.norm', 4 * C3);
@@ -97,30 +106,26 @@ export function expectedMambaOutTensors(cfg: Pick<MambaOutConfig, 'depths' | 'di
 export const mambaOutParams = (cfg: Pick<MambaOutConfig, 'depths' | 'dims' | 'numClasses'>): number =>
   expectedMambaOutTensors(cfg).reduce((a, t) => a + numel(t.shape), 0);
 
-const dims = (s: readonly number[]): string => `[${s.join(', ')}]`;
+/** Where a MambaOut's tensors sit in a checkpoint: under a name prefix (a VLM's 'vision_tower.'), as an encoder. */
+export interface MambaOutPart {
+  /** Prepended to every timm name; only names under it are this model's (default ''). */
+  prefix?: string;
+  /** An image encoder stopping after this stage: later stages and the head may be absent (checked when present). */
+  featureStage?: number;
+}
 
 /**
  * The checkpoint must hold exactly the config's tensors with timm's names and shapes: a missing,
  * misshapen or extra tensor is E_FORMAT naming the file, the tensor, expected and found. A checkpoint
- * in the original MambaOut repository's names gets a message saying how to convert it.
+ * in the original MambaOut repository's names gets a message saying how to convert it. With a prefix,
+ * only the names under it are checked (the rest belong to the other parts of the checkpoint).
  */
-export function validateMambaOutCheckpoint(cfg: MambaOutConfig, ckpt: Checkpoint): void {
-  if (ckpt.names.some((n) => n.startsWith('downsample_layers.')))
-    throw fail(`${ckpt.dir}: tensor names like 'downsample_layers.0.0.weight' are the original MambaOut repository's layout; ` +
+export function validateMambaOutCheckpoint(cfg: MambaOutConfig, ckpt: Checkpoint, part: MambaOutPart = {}): void {
+  const prefix = part.prefix ?? '';
+  if (ckpt.names.some((n) => n.startsWith(`${prefix}downsample_layers.`)))
+    throw fail(`${ckpt.dir}: tensor names like '${prefix}downsample_layers.0.0.weight' are the original MambaOut repository's layout; ` +
       `mambakit reads timm's (stem.*, stages.{i}.downsample.*, stages.{i}.blocks.{j}.*, head.*): convert with timm's ` +
       `mambaout checkpoint_filter_fn (see README, "MambaOut image classification")`);
-  const problems: string[] = [];
-  const expected = expectedMambaOutTensors(cfg);
-  const known = new Set(expected.map((t) => t.name));
-  for (const t of expected) {
-    if (!ckpt.has(t.name)) {
-      problems.push(`${ckpt.dir}: tensor '${t.name}' is missing (expected ${dims(t.shape)})`);
-      continue;
-    }
-    const found = ckpt.get(t.name);
-    if (dims(found.shape) !== dims(t.shape)) problems.push(`${found.file}: tensor '${t.name}' has shape ${dims(found.shape)}, expected ${dims(t.shape)} (depths [${cfg.depths}], dims [${cfg.dims}], ${cfg.numClasses} classes)`);
-    else if (found.dtype === 'I32' || found.dtype === 'I64') problems.push(`${found.file}: tensor '${t.name}' is ${found.dtype}, expected a float dtype`);
-  }
-  for (const t of ckpt.list()) if (!known.has(t.name)) problems.push(`${t.file}: unexpected tensor '${t.name}' ${dims(t.shape)} (depths [${cfg.depths}], dims [${cfg.dims}])`);
-  if (problems.length > 0) throw fail(problems[0] + (problems.length > 1 ? ` (and ${problems.length - 1} more problems)` : ''));
+  const expected = expectedMambaOutTensors(cfg, part.featureStage).map((t) => ({ ...t, optional: t.unused }));
+  checkTensors(ckpt, expected, { prefix, floats: true, context: ` (depths [${cfg.depths}], dims [${cfg.dims}], ${cfg.numClasses} classes)` });
 }

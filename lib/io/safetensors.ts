@@ -228,6 +228,16 @@ export interface OpenOptions {
   onProgress?: ProgressFn;
 }
 
+/** A checkpoint directory's config.json, parsed (E_FORMAT naming the file when it is unreadable or not JSON). */
+export async function readConfigJson(dir: string): Promise<{ cfgFile: string; json: unknown }> {
+  const cfgFile = path.join(path.resolve(dir), 'config.json');
+  try {
+    return { cfgFile, json: JSON.parse(await fs.promises.readFile(cfgFile, 'utf8')) as unknown };
+  } catch (e) {
+    throw fail(`${cfgFile}: cannot read config: ${(e as Error).message}`);
+  }
+}
+
 const isFile = (p: string): Promise<boolean> => fs.promises.stat(p).then((s) => s.isFile(), () => false);
 
 /**

@@ -8,6 +8,8 @@ import type { SchedulerOptions } from '../generate/scheduler';
 import type { Device, Tensor } from '../tensor';
 import type { Tokenizer } from '../tokenizer';
 import type { ImageInput, PreprocessOptions } from '../vision/preprocess';
+import type { EditorChoice } from '../editors/passes';
+import type { EditorRegistry } from '../editors/registry';
 import type { ResidualEdit } from './edits';
 import type { ModalityBatch, TokenBatch } from './tokens';
 
@@ -20,6 +22,11 @@ export interface LanguageModelCallOptions {
   modalities?: ModalityBatch;
   /** Residual-stream edits applied after the given blocks, in the same native pass. */
   edits?: readonly ResidualEdit[];
+  /**
+   * Attached editor set(s) that edit this call (see loadEditors): one name for every sequence, or one
+   * per sequence (null: none). forward / prefill apply their prefill editors to the prompt positions.
+   */
+  editors?: EditorChoice;
 }
 
 /** Which state sequence each row of a prefill / step uses: distinct, in [0, state.batch). */
@@ -35,6 +42,8 @@ export interface StepOptions extends SlotOptions {
   modalities?: readonly (number | string)[] | Int32Array;
   /** Residual-stream edits of this step (rows = batch rows b). */
   edits?: readonly ResidualEdit[];
+  /** Editor set(s) of this step's sequences: their decode-time editors edit the new token. */
+  editors?: EditorChoice;
 }
 
 /** Running and waiting requests of a model's batch scheduler, and its free state slots. */
@@ -92,6 +101,8 @@ export interface RecurrentLM<S extends RecurrentState = RecurrentState> extends 
   readonly modalityNames: readonly string[] | null;
   /** Whether calls need a modality per token (2+ modalities that change the computation). */
   readonly usesModalities: boolean;
+  /** The editor sets resident on the model (the scheduler holds a request's set while it runs). */
+  readonly editorRegistry: EditorRegistry;
 }
 
 export interface Classification {
@@ -166,5 +177,44 @@ export interface DiffusionLM {
   readonly stopIds: ReadonlySet<number>;
   /** Every step of the denoising (for a UI), then the outputs. */
   steps(prompts: readonly DiffusionPrompt[], opts?: DiffusionOptions): AsyncGenerator<DiffusionStepView, DiffusionOutput[]>;
+  dispose(): void;
+}
+
+/** What a vision-language model is asked about: an optional image and a prompt (text with an `<image>` placeholder, or token ids). */
+export interface VisionPrompt {
+  /** An image file path or its encoded bytes (decoded and preprocessed as the model's config says), or pixels f32 [1, H, W, 3]. */
+  image?: ImageInput | Tensor;
+  /** Text (the image goes at its `<image>`, or first) or token ids (the image goes at image_token_id, or first). */
+  prompt: string | readonly number[];
+}
+
+/**
+ * A LLaVA-style vision-language model: an image encoder whose feature map, projected into the language
+ * model's embedding space, stands in the prompt at the image placeholder; generation is the language model's
+ * (continuous batching included).
+ */
+export interface VisionLanguageModel {
+  readonly kind: 'vlm';
+  readonly modelType: string;
+  readonly device: Device;
+  readonly dtype: WeightDType;
+  /** The checkpoint's tokenizer.json, when it has one (shared with the language model). */
+  tokenizer: Tokenizer | null;
+  /** The language model the image tokens are prompted into. */
+  readonly lm: RecurrentLM;
+  /** The placeholder id a prompt's image tokens replace (and the id of each image position in a prompt's ids). */
+  readonly imageTokenId: number;
+  /** Tokens one image becomes at the configured image size. */
+  readonly imageTokens: number;
+  /** A prompt's token ids, with image_token_id at its `<image>` placeholder (E_ARG for more than one). */
+  tokenize(prompt: string | readonly number[]): number[];
+  /** Logits for every position of the prompt (image tokens included): [1, T, V]. */
+  forward(input: VisionPrompt): Promise<Tensor>;
+  /** Streams generated text (continuous batching with the language model's other requests). */
+  generate(input: VisionPrompt, opts?: GenerateOptions): AsyncGenerator<GenerateChunk, GenerateResult>;
+  /** generate() run to the end. */
+  complete(input: VisionPrompt, opts?: GenerateOptions): Promise<GenerateResult>;
+  configureBatching(opts: SchedulerOptions): void;
+  readonly load: BatchLoad;
   dispose(): void;
 }

@@ -20,6 +20,10 @@ import type { Tokenizer } from '../tokenizer';
 import type { DiffusionLM, DiffusionOutput, DiffusionPrompt, DiffusionStepView } from './interfaces';
 import type { MagvitTokenizer } from './magvit';
 import type { ImageInput } from '../vision/preprocess';
+import { EditorSet, ReadEditorsOptions } from '../editors/format';
+import { Editable, EditorHost } from '../editors/host';
+import { EditorChoice, callRows, editorEdits } from '../editors/passes';
+import { editHandles } from './edits';
 import { ModelState } from './state';
 import { TokenBatch, tokenTensor } from './tokens';
 
@@ -50,10 +54,12 @@ function generationDefaults(json: unknown): { opts: DiffusionOptions; eos: numbe
   };
 }
 
-export class LladaLM implements DiffusionLM, Denoiser {
+export class LladaLM implements DiffusionLM, Denoiser, Editable {
   readonly kind = 'diffusion' as const;
   readonly #native: NativeModel;
   readonly #weights: Tensor[];
+  // editor sets: an editor of layer l edits the layer's output, after its MLP block (plan block 2l + 1)
+  readonly #editors: EditorHost;
   /** The checkpoint's tokenizer.json, when it has one (set by loadModel). */
   tokenizer: Tokenizer | null = null;
   /** MMaDA's image tokenizer (MAGVIT-v2) for generateImage / understand: loadModel's `imageTokenizer` option, or set it. */
@@ -67,6 +73,9 @@ export class LladaLM implements DiffusionLM, Denoiser {
     weights: Tensor[], gen: { opts: DiffusionOptions; eos: number[] }) {
     this.#native = native;
     this.#weights = weights;
+    this.#editors = new EditorHost(() => ({
+      hiddenSize: config.dModel, numLayers: config.nLayers, modelType: config.modelType, afterBlock: (l: number) => 2 * l + 1,
+    }), device);
     this.defaults = gen.opts;
     this.stopIds = new Set([...gen.eos, ...(config.eosTokenId === null ? [] : [config.eosTokenId])]);
   }
@@ -121,20 +130,23 @@ export class LladaLM implements DiffusionLM, Denoiser {
    * Logits for every position, [B, T, V], of a full bidirectional pass (no state). attentionMask [B][T] (1 token,
    * 0 padding) drops the padded keys.
    */
-  async forward(tokens: TokenBatch, opts: { attentionMask?: readonly (readonly number[])[] } = {}): Promise<Tensor> {
+  async forward(tokens: TokenBatch, opts: { attentionMask?: readonly (readonly number[])[]; editors?: EditorChoice } = {}): Promise<Tensor> {
     const t = tokenTensor(tokens, this.vocabSize, this.device, 'forward');
     const [B, T] = t.shape;
-    let bias: Tensor | null = null;
+    let bias: Tensor | null = null, ed: ReturnType<typeof editHandles> | null = null;
     try {
+      ed = editHandles(editorEdits(this.#editors.registry, 'block', callRows(opts.editors, B, T, 'forward'), 'prefill'), this.device);
+      const edits = ed.edits;
       if (opts.attentionMask) {
         const m = opts.attentionMask;
         if (m.length !== B || m.some((r) => r.length !== T)) throw new MambakitError('E_SHAPE', `forward: attentionMask must be [${B}][${T}]`);
         bias = Tensor.from(Float32Array.from(m.flat(), (v) => (v ? 0 : -Infinity)), [B, T], { device: this.device });
       }
-      return Tensor.fromHandle(await call(() => this.#native.forward({ input: t.handle, mode: 'forward', keyBias: bias?.handle ?? null })));
+      return Tensor.fromHandle(await call(() => this.#native.forward({ input: t.handle, mode: 'forward', keyBias: bias?.handle ?? null, ...(edits.length && { edits }) })));
     } finally {
       t.dispose();
       bias?.dispose();
+      ed?.owned.forEach((x) => x.dispose());
     }
   }
 
@@ -145,16 +157,46 @@ export class LladaLM implements DiffusionLM, Denoiser {
 
   // One positional forward of the plan: logits [rows, logitsCount, V] (the caller disposes them).
   async #forward(c: DenoiserCall): Promise<Tensor> {
+    const { edits, owned } = editHandles(editorEdits(this.#editors.registry, 'block', c.editors ?? null, 'prefill'), this.device);
     const ids = Tensor.from(c.ids, [c.rows, c.n], { device: this.device });
     const bias = c.keyBias ? Tensor.from(c.keyBias, [c.rows, c.keys], { device: this.device }) : null;
     try {
       return Tensor.fromHandle(await call(() => this.#native.forward({
         input: ids.handle, mode: 'forward', state: c.cache ? (c.cache as ModelState).handle : null,
         offset: c.offset, keys: c.keys, keyBias: bias?.handle ?? null, logitsFrom: c.logitsFrom, logitsCount: c.logitsCount,
+        ...(edits.length && { edits }),
       })));
     } finally {
       ids.dispose();
       bias?.dispose();
+      owned.forEach((t) => t.dispose());
+    }
+  }
+
+  loadEditors(dir: string, name: string, opts: ReadEditorsOptions = {}): Promise<void> {
+    return this.#editors.load(dir, name, opts);
+  }
+
+  attachEditors(name: string, set: EditorSet): void {
+    this.#editors.registry.attach(name, set);
+  }
+
+  detachEditors(name: string): void {
+    this.#editors.registry.detach(name);
+  }
+
+  get editorSets(): string[] {
+    return this.#editors.names;
+  }
+
+  // Holds the run's editor sets from its first step to its end (a detach meanwhile waits for it).
+  async *#holding<T, R>(names: readonly (string | null)[], run: () => AsyncGenerator<T, R>): AsyncGenerator<T, R> {
+    const held: string[] = [];
+    try {
+      for (const n of new Set(names)) if (n !== null) { this.#editors.registry.acquire(n); held.push(n); }
+      return yield* run();
+    } finally {
+      held.forEach((n) => this.#editors.registry.release(n));
     }
   }
 
@@ -201,7 +243,8 @@ export class LladaLM implements DiffusionLM, Denoiser {
     const o = resolveDiffusionOptions(opts, this.defaults);
     const pad = this.config.padTokenId ?? this.config.eosTokenId ?? 0;
     if (pad === this.maskId) throw new MambakitError('E_FORMAT', `${this.modelType}: pad token id equals the mask id ${pad}`);
-    return diffuse(this, padPrompts(prompts, pad, this.maskId), o);
+    const names = o.editors === null ? [] : typeof o.editors === 'string' ? [o.editors] : o.editors;
+    return this.#holding(names, () => diffuse(this, padPrompts(prompts, pad, this.maskId), o));
   }
 
   // The generated ids of row b and their text (cut at the first stop id).
@@ -333,6 +376,7 @@ export class LladaLM implements DiffusionLM, Denoiser {
   /** Frees the weights (and the image tokenizer's). */
   dispose(): void {
     this.imageTokenizer?.dispose();
+    this.#editors.dispose();
     this.#native.dispose();
     this.#weights.forEach((t) => t.dispose());
   }

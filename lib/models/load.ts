@@ -1,13 +1,11 @@
 // loadModel: reads config.json, picks the model family from model_type, validates and loads weights.
-// loadLanguageModel / loadClassifier (or loadModel with `kind`) return the one kind they ask for, typed,
-// and refuse a directory holding the other kind before any weight is read.
-import * as fs from 'fs';
-import * as path from 'path';
-
+// loadLanguageModel / loadClassifier / loadDiffusionModel / loadVisionLanguageModel (or loadModel with
+// `kind`) return the one kind they ask for, typed, and refuse a directory holding another kind before
+// any weight is read.
 import { WeightDType, isWeightDType } from '../dtype';
 import { MambakitError } from '../errors';
 import { parseMambaConfig, validateMambaCheckpoint } from '../io/mamba-config';
-import { ProgressFn, isRecord, openCheckpoint } from '../io/safetensors';
+import { ProgressFn, isRecord, openCheckpoint, readConfigJson } from '../io/safetensors';
 import { Device } from '../tensor';
 import { loadTokenizer } from '../tokenizer';
 import { parseLladaConfig, validateLladaCheckpoint } from '../io/llada-config';
@@ -16,6 +14,9 @@ import { MambaLM } from './mamba';
 import { MambaOutClassifier } from './mambaout';
 import { parseMambaOutConfig, validateMambaOutCheckpoint } from '../io/mambaout-config';
 import { LoadImageTokenizerOptions, MagvitTokenizer } from './magvit';
+import { parseVlmConfig, validateVlmCheckpoint } from '../io/vlm-config';
+import type { Tokenizer } from '../tokenizer';
+import { MambaVLM } from './vlm';
 
 export interface LoadModelOptions {
   device?: Device;
@@ -30,9 +31,9 @@ export interface LoadModelOptions {
 }
 
 /** What loadModel returns without `kind`: narrow it on `model.kind`. */
-export type Model = MambaLM | MambaOutClassifier | LladaLM;
+export type Model = MambaLM | MambaOutClassifier | LladaLM | MambaVLM;
 
-/** 'language' (MambaLM), 'classifier' (MambaOutClassifier) or 'diffusion' (LladaLM). */
+/** 'language' (MambaLM), 'classifier' (MambaOutClassifier), 'diffusion' (LladaLM) or 'vlm' (MambaVLM). */
 export type ModelKind = Model['kind'];
 
 // The model_type values loadModel knows, with the kind and the class each loads into.
@@ -41,14 +42,17 @@ const FAMILIES = new Map<string, { kind: ModelKind; cls: string }>([
   ['moe_mamba', { kind: 'language', cls: 'MambaLM' }],
   ['mixture_of_mamba', { kind: 'language', cls: 'MambaLM' }],
   ['mambaout', { kind: 'classifier', cls: 'MambaOutClassifier' }],
+  ['mamba_vlm', { kind: 'vlm', cls: 'MambaVLM' }],
   ['llada', { kind: 'diffusion', cls: 'LladaLM' }],
   ['mmada', { kind: 'diffusion', cls: 'LladaLM' }],
 ]);
 
-const WANTED: Record<ModelKind, { what: string; hint: string }> = {
-  language: { what: 'a language model', hint: 'use loadClassifier or `mambakit classify` for image classifiers' },
-  classifier: { what: 'an image classifier', hint: 'use loadLanguageModel or `mambakit generate` for language models' },
-  diffusion: { what: 'a diffusion language model', hint: 'use loadModel or `mambakit generate` / `mambakit classify` for the other kinds' },
+// What each kind is called, and how to load one (the hint of a refusal names the kind the directory holds).
+const KINDS: Record<ModelKind, { what: string; hint: string }> = {
+  language: { what: 'a language model', hint: 'use loadLanguageModel or `mambakit generate` for language models' },
+  classifier: { what: 'an image classifier', hint: 'use loadClassifier or `mambakit classify` for image classifiers' },
+  diffusion: { what: 'a diffusion language model', hint: 'use loadDiffusionModel or `mambakit diffuse` for diffusion language models' },
+  vlm: { what: 'a vision-language model', hint: 'use loadVisionLanguageModel or `mambakit generate --image` for vision-language models' },
 };
 
 /** Loads the language model in `dir` (E_ARG, before any weight loads, when it holds another kind). */
@@ -57,25 +61,19 @@ export function loadModel(dir: string, opts: LoadModelOptions & { kind: 'languag
 export function loadModel(dir: string, opts: LoadModelOptions & { kind: 'classifier' }): Promise<MambaOutClassifier>;
 /** Loads the diffusion language model (LLaDA, MMaDA) in `dir` (E_ARG, before any weight loads, when it holds another kind). */
 export function loadModel(dir: string, opts: LoadModelOptions & { kind: 'diffusion' }): Promise<LladaLM>;
+/** Loads the vision-language model (mamba_vlm) in `dir` (E_ARG, before any weight loads, when it holds another kind). */
+export function loadModel(dir: string, opts: LoadModelOptions & { kind: 'vlm' }): Promise<MambaVLM>;
 /** Loads whatever model `dir` holds (config.json's model_type): narrow the result on `kind`. */
 export function loadModel(dir: string, opts?: LoadModelOptions): Promise<Model>;
 export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<Model> {
   const device = opts.device ?? 'cpu';
   const dtype = opts.dtype ?? 'f32';
-  if (opts.kind !== undefined && !Object.prototype.hasOwnProperty.call(WANTED, opts.kind))
-    throw new MambakitError('E_ARG', `loadModel: kind must be 'language', 'classifier' or 'diffusion', got ${JSON.stringify(opts.kind)}`);
+  if (opts.kind !== undefined && !Object.prototype.hasOwnProperty.call(KINDS, opts.kind))
+    throw new MambakitError('E_ARG', `loadModel: kind must be 'language', 'classifier', 'diffusion' or 'vlm', got ${JSON.stringify(opts.kind)}`);
   if (!isWeightDType(dtype)) throw new MambakitError('E_DTYPE', `loadModel: dtype must be f32, f16 or bf16, got '${dtype}'`);
-  const cfgFile = path.join(path.resolve(dir), 'config.json');
-  let json: unknown;
-  try {
-    json = JSON.parse(await fs.promises.readFile(cfgFile, 'utf8'));
-  } catch (e) {
-    throw new MambakitError('E_FORMAT', `${cfgFile}: cannot read config: ${(e as Error).message}`);
-  }
-  const type = isRecord(json) ? json.model_type : undefined;
-  const family = typeof type === 'string' ? FAMILIES.get(type) : undefined;
+  const { cfgFile, json, type, family } = await readModelConfig(dir);
   if (family && opts.kind !== undefined && family.kind !== opts.kind)
-    throw new MambakitError('E_ARG', `${dir}: model_type "${String(type)}" is a ${family.cls}, not ${WANTED[opts.kind].what} (${WANTED[opts.kind].hint})`);
+    throw new MambakitError('E_ARG', `${dir}: model_type "${String(type)}" is a ${family.cls}, not ${KINDS[opts.kind].what} (${KINDS[family.kind].hint})`);
   switch (type) {
     case 'mamba':
     case 'moe_mamba':
@@ -83,9 +81,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
       const cfg = parseMambaConfig(json, cfgFile);
       const ckpt = await openCheckpoint(dir, { onProgress: opts.onProgress });
       const V = validateMambaCheckpoint(cfg, ckpt);
-      const tokenizer = await loadTokenizer(dir);
-      if (tokenizer && tokenizer.vocabSize > V)
-        throw new MambakitError('E_FORMAT', `${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens, the model's embedding only ${V}`);
+      const tokenizer = await tokenizerFor(dir, V);
       const model = await MambaLM.load(cfg, ckpt, V, device, dtype);
       model.tokenizer = tokenizer;
       return model;
@@ -101,9 +97,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
       const cfg = parseLladaConfig(json, cfgFile);
       const ckpt = await openCheckpoint(dir, { onProgress: opts.onProgress });
       validateLladaCheckpoint(cfg, ckpt);
-      const tokenizer = await loadTokenizer(dir);
-      if (tokenizer && tokenizer.vocabSize > cfg.embeddingSize)
-        throw new MambakitError('E_FORMAT', `${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens, the model's embedding only ${cfg.embeddingSize}`);
+      const tokenizer = await tokenizerFor(dir, cfg.embeddingSize);
       const model = await LladaLM.load(cfg, ckpt, device, dtype);
       model.tokenizer = tokenizer;
       try {
@@ -112,6 +106,23 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
         model.dispose();
         throw e;
       }
+      return model;
+    }
+    case 'mamba_vlm': {
+      const cfg = parseVlmConfig(json, cfgFile);
+      const ckpt = await openCheckpoint(dir, { onProgress: opts.onProgress });
+      const V = validateVlmCheckpoint(cfg, ckpt);
+      const tokenizer = await tokenizerFor(dir, V);
+      if (tokenizer) {
+        try {
+          tokenizer.checkIds([cfg.imageTokenId], 'image_token_id');
+        } catch {
+          throw new MambakitError('E_FORMAT', `${dir}: config key 'image_token_id' (${cfg.imageTokenId}) is not a token of tokenizer.json: ` +
+            `give the image placeholder a token (an added token such as '<image>' with that id, as llava-hf's tokenizers have)`);
+        }
+      }
+      const model = await MambaVLM.load(cfg, ckpt, V, device, dtype);
+      model.tokenizer = tokenizer;
       return model;
     }
     default:
@@ -127,6 +138,30 @@ export function loadLanguageModel(dir: string, opts: Omit<LoadModelOptions, 'kin
 /** Loads the diffusion language model in `dir` (LLaDA, MMaDA); another kind is E_ARG (before any weight loads). */
 export function loadDiffusionModel(dir: string, opts: Omit<LoadModelOptions, 'kind'> = {}): Promise<LladaLM> {
   return loadModel(dir, { ...opts, kind: 'diffusion' });
+}
+
+/** Loads the vision-language model in `dir` (mamba_vlm); another kind is E_ARG (before any weight loads). */
+export function loadVisionLanguageModel(dir: string, opts: Omit<LoadModelOptions, 'kind'> = {}): Promise<MambaVLM> {
+  return loadModel(dir, { ...opts, kind: 'vlm' });
+}
+
+/** The kind of model `dir` holds (its config.json's model_type), or null for a model_type loadModel does not know. */
+export async function modelKindOf(dir: string): Promise<ModelKind | null> {
+  return (await readModelConfig(dir)).family?.kind ?? null;
+}
+
+async function readModelConfig(dir: string): Promise<{ cfgFile: string; json: unknown; type: unknown; family: { kind: ModelKind; cls: string } | undefined }> {
+  const { cfgFile, json } = await readConfigJson(dir);
+  const type = isRecord(json) ? json.model_type : undefined;
+  return { cfgFile, json, type, family: typeof type === 'string' ? FAMILIES.get(type) : undefined };
+}
+
+// The checkpoint's tokenizer.json (null without one); more tokens than the model's `rows` embedding rows is E_FORMAT.
+async function tokenizerFor(dir: string, rows: number): Promise<Tokenizer | null> {
+  const tokenizer = await loadTokenizer(dir);
+  if (tokenizer && tokenizer.vocabSize > rows)
+    throw new MambakitError('E_FORMAT', `${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens, the model's embedding only ${rows}`);
+  return tokenizer;
 }
 
 /** Loads the image classifier in `dir`; a directory holding a language model is E_ARG (before any weight loads). */

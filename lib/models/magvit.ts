@@ -13,7 +13,7 @@ import type { WeightDType } from '../dtype';
 import { isWeightDType } from '../dtype';
 import { MambakitError } from '../errors';
 import { MagvitConfig, expectedMagvitTensors, magvitBuffers, parseMagvitConfig, validateMagvitCheckpoint } from '../io/magvit-config';
-import { Checkpoint, ProgressFn, openCheckpoint, readSafetensorsHeader } from '../io/safetensors';
+import { Checkpoint, ProgressFn, openCheckpoint, readConfigJson, readSafetensorsHeader } from '../io/safetensors';
 import { NativeModel, NativeTensor, addon, call } from '../native';
 import { Device, Tensor } from '../tensor';
 import { MagvitResize, encodePng, magvitPixels, magvitToUint8 } from '../vision/magvit-image';
@@ -89,13 +89,7 @@ export class MagvitTokenizer {
   static async load(dir: string, opts: LoadImageTokenizerOptions = {}): Promise<MagvitTokenizer> {
     const device = opts.device ?? 'cpu', dtype = opts.dtype ?? 'f32';
     if (!isWeightDType(dtype)) throw new MambakitError('E_DTYPE', `MagvitTokenizer.load: dtype must be f32, f16 or bf16, got '${String(dtype)}'`);
-    const cfgFile = path.join(path.resolve(dir), 'config.json');
-    let json: unknown;
-    try {
-      json = JSON.parse(await fs.promises.readFile(cfgFile, 'utf8'));
-    } catch (e) {
-      throw new MambakitError('E_FORMAT', `${cfgFile}: cannot read config: ${(e as Error).message}`);
-    }
+    const { cfgFile, json } = await readConfigJson(dir);
     const cfg = parseMagvitConfig(json, cfgFile);
     const ckpt = await openTokenizerCheckpoint(dir, opts.onProgress);
     validateMagvitCheckpoint(cfg, ckpt);

@@ -9,7 +9,10 @@ import { RecurrentLMBase } from '../generate/recurrent-base';
 import { MambaConfig } from '../io/mamba-config';
 import { Checkpoint } from '../io/safetensors';
 import { NativeCall, NativeModel, NativeTensor, addon, call } from '../native';
+import { embedding } from '../ops';
 import { Device, Tensor } from '../tensor';
+import { EditorChoice, callRows, editorEdits } from '../editors/passes';
+import type { EditSites } from '../editors/registry';
 import { ResidualEdit, editHandles } from './edits';
 import type { LanguageModelCallOptions, PrefillOptions, StepOptions } from './interfaces';
 import { ModelState } from './state';
@@ -29,6 +32,7 @@ export class MambaLM extends RecurrentLMBase<ModelState> {
   override readonly kind = 'language' as const;
   readonly #native: NativeModel;
   readonly #weights: Tensor[];
+  readonly #embeddings: Tensor; // backbone.embeddings.weight [V, D], also in #weights
 
   private constructor(
     readonly config: MambaConfig,
@@ -37,10 +41,12 @@ export class MambaLM extends RecurrentLMBase<ModelState> {
     override readonly dtype: WeightDType,
     native: NativeModel,
     weights: Tensor[],
+    embeddings: Tensor,
   ) {
     super();
     this.#native = native;
     this.#weights = weights;
+    this.#embeddings = embeddings;
   }
 
   /** config.json's model_type: 'mamba', 'moe_mamba' or 'mixture_of_mamba'. */
@@ -105,21 +111,28 @@ export class MambaLM extends RecurrentLMBase<ModelState> {
     return null;
   }
 
-  /** Loads every tensor (GEMM weights and the embedding in `dtype`, the rest f32) onto `device`. */
-  static async load(cfg: MambaConfig, ckpt: Checkpoint, V: number, device: Device, dtype: WeightDType): Promise<MambaLM> {
+  /**
+   * Loads every tensor (GEMM weights and the embedding in `dtype`, the rest f32) onto `device`. With a
+   * `prefix` (a VLM's 'language_model.') the checkpoint's names carry it.
+   */
+  static async load(cfg: MambaConfig, ckpt: Checkpoint, V: number, device: Device, dtype: WeightDType, prefix = ''): Promise<MambaLM> {
     const D = cfg.hiddenSize, E = cfg.intermediateSize, N = cfg.stateSize;
     const owned: Tensor[] = [];
     const load = async (name: string, dt: WeightDType): Promise<Tensor> => {
-      const t = await ckpt.load(name, { dtype: dt, device });
+      const t = await ckpt.load(prefix + name, { dtype: dt, device });
       owned.push(t);
       return t;
     };
     try {
       const weights: Record<string, NativeTensor> = {};
-      const put = async (name: string, dt: WeightDType): Promise<void> => { weights[name] = (await load(name, dt)).handle; };
-      const putOpt = async (name: string, dt: WeightDType): Promise<void> => { if (ckpt.has(name)) await put(name, dt); };
-      await put('backbone.embeddings.weight', dtype);
-      if (!cfg.tieWordEmbeddings && ckpt.has('lm_head.weight')) await put('lm_head.weight', dtype);
+      const put = async (name: string, dt: WeightDType): Promise<Tensor> => {
+        const t = await load(name, dt);
+        weights[name] = t.handle;
+        return t;
+      };
+      const putOpt = async (name: string, dt: WeightDType): Promise<void> => { if (ckpt.has(prefix + name)) await put(name, dt); };
+      const embeddings = await put('backbone.embeddings.weight', dtype);
+      if (!cfg.tieWordEmbeddings && ckpt.has(prefix + 'lm_head.weight')) await put('lm_head.weight', dtype);
       await put('backbone.norm_f.weight', 'f32');
       for (let i = 0; i < cfg.numLayers; ++i) {
         const p = `backbone.layers.${i}.`;
@@ -131,7 +144,7 @@ export class MambaLM extends RecurrentLMBase<ModelState> {
           continue;
         }
         // mixer.A = −exp(A_log), stored transposed [N, E] so the scan reads channels contiguously
-        const aLog = await ckpt.load(`${p}mixer.A_log`, { dtype: 'f32' });
+        const aLog = await ckpt.load(`${prefix}${p}mixer.A_log`, { dtype: 'f32' });
         const a = (await aLog.data()) as Float32Array;
         aLog.dispose();
         const At = new Float32Array(N * E);
@@ -153,7 +166,7 @@ export class MambaLM extends RecurrentLMBase<ModelState> {
         renormalize: moe?.renormalize,
       };
       const native = call(() => addon.createModel('mamba', config, weights, device));
-      return new MambaLM(cfg, V, device, dtype, native, owned);
+      return new MambaLM(cfg, V, device, dtype, native, owned, embeddings);
     } catch (e) {
       owned.forEach((t) => t.dispose());
       throw e;
@@ -178,10 +191,23 @@ export class MambaLM extends RecurrentLMBase<ModelState> {
     let m: Tensor | null = null;
     try {
       m = this.#modalities(opts, t.shape, 'forward');
-      return await this.#run({ input: t.handle, modality: m?.handle ?? null, mode: 'forward' }, opts);
+      return await this.#run({ input: t.handle, modality: m?.handle ?? null, mode: 'forward' }, opts, t.shape);
     } finally {
       if (owned) t.dispose();
       m?.dispose();
+    }
+  }
+
+  /**
+   * The embedding table's rows for token ids: f32 [B, T, D], the input embeddings forward / prefill take
+   * (the same values the plan's own embedding gives the ids: a VLM puts image features between them).
+   */
+  async embed(tokens: TokenBatch): Promise<Tensor> {
+    const t = tokenTensor(tokens, this.vocabSize, this.device, 'embed');
+    try {
+      return await embedding(t, this.#embeddings);
+    } finally {
+      t.dispose();
     }
   }
 
@@ -191,10 +217,18 @@ export class MambaLM extends RecurrentLMBase<ModelState> {
     return new ModelState(call(() => this.#native.newState(batch)));
   }
 
-  // One native call with the caller's residual-stream edits (token rows b·T + t of this call).
-  async #run(c: NativeCall, opts: { edits?: readonly ResidualEdit[] } | undefined): Promise<Tensor> {
-    if (!opts?.edits?.length) return Tensor.fromHandle(await call(() => this.#native.forward(c)));
-    const { edits, owned } = editHandles(opts.edits, this.device);
+  protected override editSites(): EditSites {
+    return { hiddenSize: this.config.hiddenSize, numLayers: this.blocks.length, modelType: this.modelType };
+  }
+
+  // One native call with the caller's residual-stream edits (token rows b·T + t of this call) and the
+  // passes of the editor sets it names (prefill editors on [B, T] prompts; decode editors on steps).
+  async #run(c: NativeCall, opts: { edits?: readonly ResidualEdit[]; editors?: EditorChoice } | undefined, shape: readonly number[]): Promise<Tensor> {
+    const decode = c.mode === 'step';
+    const rows = callRows(opts?.editors, shape[0], decode ? 1 : shape[1], c.mode);
+    const all = [...(opts?.edits ?? []), ...editorEdits(this.editorRegistry, 'block', rows, decode ? 'decode' : 'prefill')];
+    if (!all.length) return Tensor.fromHandle(await call(() => this.#native.forward(c)));
+    const { edits, owned } = editHandles(all, this.device);
     try {
       return Tensor.fromHandle(await call(() => this.#native.forward({ ...c, edits })));
     } finally {
@@ -212,7 +246,7 @@ export class MambaLM extends RecurrentLMBase<ModelState> {
     try {
       slots = opts.slots === undefined ? null : this.#slotTensor(opts.slots, t.shape[0], state, 'prefill');
       m = this.#modalities(opts, t.shape, 'prefill');
-      return await this.#run({ input: t.handle, modality: m?.handle ?? null, state: state.handle, slots: slots?.handle ?? null, mode: 'prefill' }, opts);
+      return await this.#run({ input: t.handle, modality: m?.handle ?? null, state: state.handle, slots: slots?.handle ?? null, mode: 'prefill' }, opts, t.shape);
     } finally {
       if (owned) t.dispose();
       slots?.dispose();
@@ -245,7 +279,7 @@ export class MambaLM extends RecurrentLMBase<ModelState> {
       slots = opts.slots === undefined ? null : this.#slotTensor(opts.slots, ids.length, state, 'step');
       const mods = opts.modalities === undefined ? undefined : Array.from(opts.modalities as ArrayLike<number | string>, (v) => [v]);
       m = this.#modalities({ modalities: mods }, t.shape, 'step');
-      return await this.#run({ input: t.handle, modality: m?.handle ?? null, state: state.handle, slots: slots?.handle ?? null, mode: 'step' }, opts);
+      return await this.#run({ input: t.handle, modality: m?.handle ?? null, state: state.handle, slots: slots?.handle ?? null, mode: 'step' }, opts, t.shape);
     } finally {
       t.dispose();
       slots?.dispose();

@@ -6,13 +6,14 @@
 //   head: mean over H, W → LN → fc (4·C3) → GELU → LN → fc                      [B, classes]
 import type { WeightDType } from '../dtype';
 import { MambakitError } from '../errors';
-import { MambaOutConfig, expectedMambaOutTensors } from '../io/mambaout-config';
+import { MambaOutConfig, MambaOutPart, expectedMambaOutTensors } from '../io/mambaout-config';
 import { Checkpoint } from '../io/safetensors';
-import { NativeModel, NativeTensor, addon, call } from '../native';
+import { NativeCall, NativeModel, NativeTensor, addon, call } from '../native';
 import { Device, Tensor } from '../tensor';
 import { IMAGENET_CLASSES } from '../vision/imagenet-classes';
 import { ImageInput, preprocessImages } from '../vision/preprocess';
 import { repackConv } from '../vision/repack';
+import { ResidualEdit, editHandles } from './edits';
 import type { Classification, ClassifyOptions, ImageClassifier } from './interfaces';
 
 export type { Classification, ClassifyOptions } from './interfaces';
@@ -36,24 +37,9 @@ export class MambaOutClassifier implements ImageClassifier {
   }
 
   /** Loads a validated timm checkpoint onto `device` (convs repacked to the kernels' channels-last layout). */
-  static async load(cfg: MambaOutConfig, ckpt: Checkpoint, device: Device, dtype: WeightDType): Promise<MambaOutClassifier> {
-    const owned: Tensor[] = [];
-    try {
-      const handles: Record<string, NativeTensor> = {};
-      for (const { name } of expectedMambaOutTensors(cfg)) {
-        const t = name.endsWith('.weight') && ckpt.get(name).shape.length === 4
-          ? await repackConv(await ckpt.load(name, { dtype: 'f32' }), device, /\.blocks\.\d+\.conv\.weight$/.test(name))
-          : await ckpt.load(name, { dtype: isGemmWeight(name) ? dtype : 'f32', device });
-        owned.push(t);
-        handles[name] = t.handle;
-      }
-      const native = call(() => addon.createModel('mambaout',
-        { dims: cfg.dims, depths: cfg.depths, classes: cfg.numClasses, eps: EPS }, handles, device));
-      return new MambaOutClassifier(cfg, device, dtype, native, owned);
-    } catch (e) {
-      owned.forEach((t) => t.dispose());
-      throw e;
-    }
+  static async load(cfg: MambaOutConfig, ckpt: Checkpoint, device: Device, dtype: WeightDType, prefix = ''): Promise<MambaOutClassifier> {
+    const { native, owned } = await createMambaOut(cfg, ckpt, device, dtype, { prefix });
+    return new MambaOutClassifier(cfg, device, dtype, native, owned);
   }
 
   /** The native plan's blocks in order ('stem' | 'downsample' | 'gated_cnn'). */
@@ -82,6 +68,95 @@ export class MambaOutClassifier implements ImageClassifier {
     } finally {
       pixels.dispose();
       logits?.dispose();
+    }
+  }
+
+  /** Frees the weights. */
+  dispose(): void {
+    this.#native.dispose();
+    this.#weights.forEach((t) => t.dispose());
+  }
+}
+
+// Loads the tensors the plan reads (all, or up to the feature stage) from under `prefix` and builds the
+// native plan: the classifier, or with featureStage the encoder that returns that stage's feature map.
+async function createMambaOut(cfg: MambaOutConfig, ckpt: Checkpoint, device: Device, dtype: WeightDType,
+  part: MambaOutPart): Promise<{ native: NativeModel; owned: Tensor[] }> {
+  const prefix = part.prefix ?? '';
+  const owned: Tensor[] = [];
+  try {
+    const handles: Record<string, NativeTensor> = {};
+    for (const { name, unused } of expectedMambaOutTensors(cfg, part.featureStage)) {
+      if (unused) continue;
+      const full = prefix + name;
+      const t = name.endsWith('.weight') && ckpt.get(full).shape.length === 4
+        ? await repackConv(await ckpt.load(full, { dtype: 'f32' }), device, /\.blocks\.\d+\.conv\.weight$/.test(name))
+        : await ckpt.load(full, { dtype: isGemmWeight(name) ? dtype : 'f32', device });
+      owned.push(t);
+      handles[name] = t.handle;
+    }
+    const config = part.featureStage === undefined
+      ? { dims: cfg.dims, depths: cfg.depths, classes: cfg.numClasses, eps: EPS }
+      : { dims: cfg.dims, depths: cfg.depths, feature_stage: part.featureStage, eps: EPS };
+    return { native: call(() => addon.createModel('mambaout', config, handles, device)), owned };
+  } catch (e) {
+    owned.forEach((t) => t.dispose());
+    throw e;
+  }
+}
+
+/**
+ * MambaOut as an image encoder (a VLM's vision tower): the stem and the stages up to `featureStage`,
+ * whose last block's output is the feature map, returned as tokens [B, H·W, C] (no pooling, no head).
+ */
+export class MambaOutEncoder {
+  readonly #native: NativeModel;
+  readonly #weights: Tensor[];
+
+  private constructor(readonly config: MambaOutConfig, readonly featureStage: number, readonly device: Device,
+    readonly dtype: WeightDType, native: NativeModel, weights: Tensor[]) {
+    this.#native = native;
+    this.#weights = weights;
+  }
+
+  /** Loads the tensors up to the feature stage of a validated checkpoint (names under `prefix`). */
+  static async load(cfg: MambaOutConfig, ckpt: Checkpoint, device: Device, dtype: WeightDType,
+    part: MambaOutPart & { featureStage: number }): Promise<MambaOutEncoder> {
+    const { native, owned } = await createMambaOut(cfg, ckpt, device, dtype, part);
+    return new MambaOutEncoder(cfg, part.featureStage, device, dtype, native, owned);
+  }
+
+  /** Channels of the feature map (dims[featureStage]). */
+  get channels(): number {
+    return this.config.dims[this.featureStage];
+  }
+
+  /** The feature map's grid for H × W pixels: the stem halves twice, each later stage once more. */
+  grid(H: number, W: number): [number, number] {
+    const half = (n: number): number => Math.floor((n - 1) / 2) + 1;
+    let h = half(half(H)), w = half(half(W));
+    for (let i = 1; i <= this.featureStage; ++i) [h, w] = [half(h), half(w)];
+    return [h, w];
+  }
+
+  /** The native plan's blocks in order ('stem' | 'downsample' | 'gated_cnn'): the indices edits refer to. */
+  get blocks(): readonly string[] {
+    return this.#native.blocks();
+  }
+
+  /**
+   * pixels f32 [B, H, W, 3] (normalized, channels last) → the feature map f32 [B, h·w, C] (row-major
+   * positions). `edits` apply after the given blocks; their rows are b·H'·W' + y·W' + x of the stream there.
+   */
+  async forward(pixels: Tensor, opts: { edits?: readonly ResidualEdit[] } = {}): Promise<Tensor> {
+    if (!(pixels instanceof Tensor)) throw new MambakitError('E_ARG', 'encoder forward: pixels must be a Tensor');
+    const c: NativeCall = { input: pixels.handle, mode: 'forward' };
+    if (!opts.edits?.length) return Tensor.fromHandle(await call(() => this.#native.forward(c)));
+    const { edits, owned } = editHandles(opts.edits, this.device);
+    try {
+      return Tensor.fromHandle(await call(() => this.#native.forward({ ...c, edits })));
+    } finally {
+      owned.forEach((t) => t.dispose());
     }
   }
 

@@ -24,6 +24,8 @@ export interface CompletionRequest {
   logprobs?: number | null;
   /** mambakit extension for Mixture-of-Mamba models: the modality (id or name) of the request. */
   modality?: string | number;
+  /** mambakit extension: the attached editor set (`mambakit serve --editors NAME=DIR`) that edits this request. */
+  editors?: string;
 }
 
 /** JSON schema of the body (fastify validates it before the handler runs: malformed → 400). */
@@ -46,6 +48,7 @@ export function completionSchema(maxTokens: number): Record<string, unknown> {
       stream: { type: 'boolean' },
       logprobs: { anyOf: [{ type: 'integer', minimum: 0, maximum: 5 }, { type: 'null' }] },
       modality: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'integer', minimum: 0 }] },
+      editors: { type: 'string', minLength: 1, maxLength: 64 },
     },
   };
 }
@@ -58,6 +61,7 @@ export function toGenerateOptions(b: CompletionRequest, signal: AbortSignal): Ge
     stop: b.stop === undefined ? undefined : Array.isArray(b.stop) ? b.stop : [b.stop],
     signal,
     modality: b.modality,
+    ...(b.editors !== undefined && { editors: b.editors }),
     ...(b.logprobs ? { topLogprobs: b.logprobs } : {}),
   };
 }

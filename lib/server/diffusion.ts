@@ -12,6 +12,7 @@ import { MambakitError } from '../errors';
 import type { BatchLoad, DiffusionLM, DiffusionOutput } from '../models/interfaces';
 import type { LladaLM } from '../models/llada';
 import { envelope, sendEvents, streamEvent } from './completions';
+import { IMAGE_BODY_LIMIT, decodeBase64Image } from './image-field';
 import { apiError } from './production';
 import type { RouteContext } from './server';
 
@@ -30,10 +31,9 @@ export interface DiffusionRequest {
   threshold?: number;
   /** Extension: a base64 PNG/JPEG (a data: URL is accepted too) to ask the prompt about (MMaDA with an image tokenizer). */
   image?: string;
+  /** Extension: the attached editor set (`mambakit serve --editors NAME=DIR`) that edits this request. */
+  editors?: string;
 }
-
-/** Body limit of the routes that take an image (/v1/completions of a diffusion model): 16 MiB. */
-export const IMAGE_BODY_LIMIT = 16 << 20;
 
 /** What the image routes need of a diffusion model (LladaLM has it; a text-only LLaDA has no imageTokenizer). */
 export type ImageDiffusionLM = DiffusionLM & Pick<LladaLM, 'imageTokenizer' | 'imageLayout' | 'imageSteps' | 'understand'>;
@@ -81,15 +81,6 @@ export class OneAtATime {
   }
 }
 
-/** The bytes of a base64 image field (optionally a data: URL); E_FORMAT when it is not base64. */
-export function decodeBase64Image(s: string, field = 'image'): Buffer {
-  const m = /^data:[\w.+-]+\/[\w.+-]+;base64,/i.exec(s);
-  const b64 = (m ? s.slice(m[0].length) : s).replace(/\s+/g, '');
-  if (b64.length === 0 || b64.length % 4 === 1 || (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) && !/^[A-Za-z0-9_-]*={0,2}$/.test(b64)))
-    throw new MambakitError('E_FORMAT', `${field}: not a base64 string (send the PNG or JPEG bytes base64-encoded)`);
-  return Buffer.from(b64, 'base64');
-}
-
 export function diffusionSchema(maxTokens: number): Record<string, unknown> {
   return {
     type: 'object', required: ['prompt'], additionalProperties: false,
@@ -107,6 +98,7 @@ export function diffusionSchema(maxTokens: number): Record<string, unknown> {
       cache: { enum: ['none', 'prefix', 'dual'] },
       threshold: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
       image: { type: 'string', minLength: 1 },
+      editors: { type: 'string', minLength: 1, maxLength: 64 },
     },
   };
 }
@@ -114,7 +106,7 @@ export function diffusionSchema(maxTokens: number): Record<string, unknown> {
 export function toDiffusionOptions(b: DiffusionRequest, signal: AbortSignal): DiffusionOptions {
   return {
     genLength: b.max_tokens, blockLength: b.block_length, steps: b.steps, remasking: b.remasking, temperature: b.temperature,
-    cfgScale: b.cfg_scale, cache: b.cache, threshold: b.threshold, seed: b.seed, signal,
+    cfgScale: b.cfg_scale, cache: b.cache, threshold: b.threshold, seed: b.seed, signal, editors: b.editors,
   };
 }
 

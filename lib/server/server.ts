@@ -1,5 +1,6 @@
 // The HTTP server over one model: POST /v1/completions (OpenAI shape, SSE streaming), GET /health,
 // POST /v1/images/generations (a diffusion model with an image tokenizer, lib/server/images.ts),
+// an `image` on /v1/completions of a vision-language model (lib/server/vlm.ts),
 // GET /v1/models and GET /metrics. A language model is served with continuous batching
 // (lib/server/language.ts), a diffusion LM one request at a time (lib/server/diffusion.ts). Around the
 // routes (lib/server/production.ts): API keys, request ids, structured logs, timeouts, and the drain
@@ -7,12 +8,13 @@
 import Fastify, { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
 import { MambakitError } from '../errors';
-import type { BatchLoad, DiffusionLM, LanguageModel } from '../models/interfaces';
+import type { BatchLoad, DiffusionLM, LanguageModel, VisionLanguageModel } from '../models/interfaces';
 import { serveDiffusion } from './diffusion';
 import { serveImages } from './images';
 import { serveLanguage } from './language';
 import { ServerMetrics } from './metrics';
 import { InFlight, SseLimits, apiError, bearerChecker, requestId } from './production';
+import { vlmPrompts } from './vlm';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
 
@@ -78,7 +80,7 @@ export interface DrainResult {
 
 const servers = new WeakMap<FastifyInstance, InFlight>();
 
-export function createServer(model: LanguageModel | DiffusionLM, opts: ServeOptions = {}): FastifyInstance {
+export function createServer(model: LanguageModel | DiffusionLM | VisionLanguageModel, opts: ServeOptions = {}): FastifyInstance {
   const name = opts.modelName ?? 'mamba';
   const headersTimeout = ms(opts.headersTimeoutMs, 10_000, 'headersTimeoutMs');
   const requestTimeout = ms(opts.requestTimeoutMs, 30_000, 'requestTimeoutMs');
@@ -148,9 +150,10 @@ export function createServer(model: LanguageModel | DiffusionLM, opts: ServeOpti
   if (model.kind === 'diffusion') {
     serveImages(app, model, ctx, serveDiffusion(app, model, ctx));  // one queue for both routes
   } else {
-    model.configureBatching({ maxBatch: opts.maxBatch ?? 32, maxQueue: ctx.maxQueue, maxPrefillsPerStep: opts.maxPrefillsPerStep });
-    ctx.setLoad(() => model.load);
-    serveLanguage(app, model, ctx);
+    const lm = model.kind === 'vlm' ? model.lm : model; // a VLM's requests are its language model's
+    lm.configureBatching({ maxBatch: opts.maxBatch ?? 32, maxQueue: ctx.maxQueue, maxPrefillsPerStep: opts.maxPrefillsPerStep });
+    ctx.setLoad(() => lm.load);
+    serveLanguage(app, lm, ctx, model.kind === 'vlm' ? vlmPrompts(model) : undefined);
   }
   return app;
 }

@@ -15,6 +15,9 @@ export interface PreprocessOptions {
   size?: number;
   /** Resize the shorter side to floor(size / cropPct) before the center crop (default 1.0, timm's for mambaout). */
   cropPct?: number;
+  /** Per-channel mean and std the [0, 1] values are normalized with (default ImageNet's). */
+  mean?: readonly number[];
+  std?: readonly number[];
 }
 
 /** An image file path or its encoded bytes (JPEG, PNG, WebP, …: anything sharp decodes). */
@@ -74,7 +77,8 @@ export async function preprocessImage(img: ImageInput, opts: PreprocessOptions =
   const size = opts.size ?? 224, cropPct = opts.cropPct ?? 1.0;
   if (!Number.isInteger(size) || size < 1 || size > 4096) throw new MambakitError('E_ARG', `preprocess: size must be an integer in [1, 4096], got ${size}`);
   if (!(cropPct > 0 && cropPct <= 1)) throw new MambakitError('E_ARG', `preprocess: cropPct must be in (0, 1], got ${cropPct}`);
-  return decodeCropped(img, index, size, shorterSideTo(Math.floor(size / cropPct)), (v, c) => (v / 255 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]);
+  const mean = opts.mean ?? IMAGENET_MEAN, std = opts.std ?? IMAGENET_STD;
+  return decodeCropped(img, index, size, shorterSideTo(Math.floor(size / cropPct)), (v, c) => (v / 255 - mean[c]) / std[c]);
 }
 
 function roundHalfEven(x: number): number {

@@ -86,6 +86,11 @@ export interface RefForwardOptions {
   queryStart?: number;
   /** Dual cache: overwrite positions [queryStart, queryStart + T) of the cache with the new K/V. */
   replace?: boolean;
+  /**
+   * Called with the residual stream x [B·T, D] after each block of the native plan (block 2l: layer l's attention,
+   * 2l + 1: its MLP); may change it in place (residual-stream edits).
+   */
+  after?: (block: number, x: Float64Array) => void;
 }
 
 export interface RefForwardResult {
@@ -331,12 +336,14 @@ export function refForward(w: RefWeights, cfg: LladaRefConfig, ids: Int32Array, 
         }
       }
     linear(att, rows, D, weight(w, `${p}attn_out.weight`, D * D), D, x, true);
+    opts.after?.(2 * l, x);
 
     rmsNorm(x, rows, D, weight(w, `${p}ff_norm.weight`, D), eps, h);
     linear(h, rows, D, weight(w, `${p}ff_proj.weight`, F * D), F, a);
     linear(h, rows, D, weight(w, `${p}up_proj.weight`, F * D), F, u);
     for (let i = 0; i < rows * F; ++i) a[i] = (a[i] / (1 + Math.exp(-a[i]))) * u[i];
     linear(a, rows, F, weight(w, `${p}ff_out.weight`, D * F), D, x, true);
+    opts.after?.(2 * l + 1, x);
   }
 
   rmsNorm(x, rows, D, weight(w, `${PREFIX}ln_f.weight`, D), eps, h);

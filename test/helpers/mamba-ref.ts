@@ -55,11 +55,12 @@ function moeRef(s: MambaShape, w: Weights, l: number, x: Float64Array): Float64A
 }
 
 /**
- * Logits [T, V] for one sequence (weights as stored; pass the rounded values for bf16 models).
- * modalities: one id per token (Mixture-of-Mamba). after(l, t, h): called with the residual stream h
- * of token t after block l (may change it in place: residual-stream edits).
+ * Logits [T, V] for one sequence (weights as stored; pass the rounded values for bf16 models). A token is an
+ * id or its input embedding [D] (a VLM's image tokens). modalities: one id per token (Mixture-of-Mamba).
+ * after(l, t, h): called with the residual stream h of token t after block l (may change it in place:
+ * residual-stream edits).
  */
-export function mambaRef(s: MambaShape, w: Weights, tokens: number[], eps = 1e-5, modalities?: number[],
+export function mambaRef(s: MambaShape, w: Weights, tokens: readonly (number | ArrayLike<number>)[], eps = 1e-5, modalities?: number[],
   after?: (l: number, t: number, h: Float64Array) => void): Float64Array[] {
   const { D, L, N, K } = s;
   const V = w['backbone.embeddings.weight'].length / D;
@@ -73,7 +74,7 @@ export function mambaRef(s: MambaShape, w: Weights, tokens: number[], eps = 1e-5
     const W = (name: string): Float32Array => pick(s, name.split('.')[0], w[`${p}${name}`], mod)!;
     const Wopt = (name: string): Float32Array | undefined => pick(s, name.split('.')[0], w[`${p}${name}`], mod);
     let p = '';
-    let h = Float64Array.from(w['backbone.embeddings.weight'].subarray(tok * D, (tok + 1) * D));
+    let h = Float64Array.from(typeof tok === 'number' ? w['backbone.embeddings.weight'].subarray(tok * D, (tok + 1) * D) : tok);
     for (let l = 0; l < L; ++l) {
       if (s.moe?.layerTypes[l] === 'moe') {
         const o = moeRef(s, w, l, rmsnorm(h, w[`backbone.layers.${l}.norm.weight`], eps));

@@ -88,9 +88,29 @@ export function hwio(w: ArrayLike<number>, O: number, I: number, K: number): Flo
 
 const gelu64 = (a: Float64Array): Float64Array => a.map(geluRef);
 
-/** The whole model in float64 from timm-named weights (OIHW convs): pixels [B, H, W, 3] → logits [B, K]. */
+/**
+ * The whole model in float64 from timm-named weights (OIHW convs): pixels [B, H, W, 3] → logits [B, K].
+ * after(block, x, rows, C): called with the stream x [rows = B·h·w, C] after each block of the native plan's
+ * order (stem, then per stage its downsample and gated blocks); may change it in place (residual-stream edits).
+ */
 export function mambaoutRef(w: Record<string, ArrayLike<number>>, s: { depths: number[]; dims: number[]; numClasses: number },
-  px: ArrayLike<number>, B: number, H: number, W: number): Float64Array {
+  px: ArrayLike<number>, B: number, H: number, W: number,
+  after?: (block: number, x: Float64Array, rows: number, C: number) => void): Float64Array {
+  const { x, h, w: wd } = mambaoutFeaturesRef(w, s, px, B, H, W, s.dims.length - 1, after);
+  const ln = (x: ArrayLike<number>, p: string, rows: number, C: number): Float64Array => layernormRef(x, w[`${p}.weight`], w[`${p}.bias`], rows, C, EPS);
+  const C3 = s.dims[s.dims.length - 1], F = 4 * C3;
+  const pooled = ln(meanPoolRef(x, B, h * wd, C3), 'head.norm', B, C3);
+  const hid = ln(gelu64(gemmRef(pooled, w['head.pre_logits.fc.weight'], w['head.pre_logits.fc.bias'], B, F, C3)), 'head.pre_logits.norm', B, F);
+  return gemmRef(hid, w['head.fc.weight'], w['head.fc.bias'], B, s.numClasses, F);
+}
+
+/**
+ * The stem and stages 0..stage in float64: an image encoder's feature map x [B, h, w, dims[stage]] (the tokens
+ * [B, h·w, C]), with `after` as for mambaoutRef.
+ */
+export function mambaoutFeaturesRef(w: Record<string, ArrayLike<number>>, s: { depths: number[]; dims: number[] },
+  px: ArrayLike<number>, B: number, H: number, W: number, stage: number,
+  after?: (block: number, x: Float64Array, rows: number, C: number) => void): { x: Float64Array; h: number; w: number } {
   const ln = (x: ArrayLike<number>, p: string, rows: number, C: number): Float64Array => layernormRef(x, w[`${p}.weight`], w[`${p}.bias`], rows, C, EPS);
   const conv = (x: ArrayLike<number>, p: string, h: number, wd: number, Ci: number, Co: number): Float64Array =>
     conv3x3s2Ref(x, hwio(w[`${p}.weight`], Co, Ci, 3), w[`${p}.bias`], B, h, wd, Ci, Co);
@@ -99,11 +119,14 @@ export function mambaoutRef(w: Record<string, ArrayLike<number>>, s: { depths: n
   let x: Float64Array = gelu64(ln(conv(px, 'stem.conv1', H, W, 3, Ch), 'stem.norm1', B * h * wd, Ch));
   x = ln(conv(x, 'stem.conv2', h, wd, Ch, C0), 'stem.norm2', B * convS2Out(h) * convS2Out(wd), C0);
   h = convS2Out(h), wd = convS2Out(wd);
-  s.dims.forEach((C, i) => {
+  let block = 0;
+  after?.(block++, x, B * h * wd, C0);
+  s.dims.slice(0, stage + 1).forEach((C, i) => {
     if (i > 0) {
       x = conv(x, `stages.${i}.downsample.conv`, h, wd, s.dims[i - 1], C);
       h = convS2Out(h), wd = convS2Out(wd);
       x = ln(x, `stages.${i}.downsample.norm`, B * h * wd, C);
+      after?.(block++, x, B * h * wd, C);
     }
     for (let j = 0; j < s.depths[i]; ++j) {
       const p = `stages.${i}.blocks.${j}.`;
@@ -111,10 +134,8 @@ export function mambaoutRef(w: Record<string, ArrayLike<number>>, s: { depths: n
         normW: w[`${p}norm.weight`], normB: w[`${p}norm.bias`], fc1: w[`${p}fc1.weight`], fc1B: w[`${p}fc1.bias`],
         convW: hwio(w[`${p}conv.weight`], C, 1, 7), convB: w[`${p}conv.bias`], fc2: w[`${p}fc2.weight`], fc2B: w[`${p}fc2.bias`],
       }, B, h, wd, C);
+      after?.(block++, x, B * h * wd, C);
     }
   });
-  const C3 = s.dims[s.dims.length - 1], F = 4 * C3;
-  const pooled = ln(meanPoolRef(x, B, h * wd, C3), 'head.norm', B, C3);
-  const hid = ln(gelu64(gemmRef(pooled, w['head.pre_logits.fc.weight'], w['head.pre_logits.fc.bias'], B, F, C3)), 'head.pre_logits.norm', B, F);
-  return gemmRef(hid, w['head.fc.weight'], w['head.fc.bias'], B, s.numClasses, F);
+  return { x, h, w: wd };
 }

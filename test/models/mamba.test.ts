@@ -172,7 +172,7 @@ describe('Mamba bad input', () => {
     expect(await code(loadModel(clf, { kind: 'language' }))).toMatch(/^E_ARG: .*MambaOutClassifier, not a language model/);
     expect(await code(loadClassifier(lm))).toBe(`E_ARG: ${lm}: model_type "mamba" is a MambaLM, not an image classifier (use loadLanguageModel or \`mambakit generate\` for language models)`);
     expect(await code(loadModel(lm, { kind: 'classifier' }))).toMatch(/^E_ARG: .*"mamba" is a MambaLM, not an image classifier/);
-    expect(await code(loadModel(lm, { kind: 'image' as 'classifier' }))).toMatch(/^E_ARG: loadModel: kind must be 'language', 'classifier' or 'diffusion', got "image"/);
+    expect(await code(loadModel(lm, { kind: 'image' as 'classifier' }))).toMatch(/^E_ARG: loadModel: kind must be 'language', 'classifier', 'diffusion' or 'vlm', got "image"/);
     // without weights, the matching kind gets as far as the checkpoint
     expect(await code(loadLanguageModel(lm))).toMatch(/^E_FORMAT/);
     const same = await loadModel(dir, { kind: 'language' });

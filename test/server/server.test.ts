@@ -70,6 +70,7 @@ test.each([
   ['missing prompt', { max_tokens: 3 }],
   ['empty prompt', { prompt: '' }],
   ['unknown field', { prompt: 'x', frobnicate: 1 }],
+  ['an image for a language model (only a vision-language model takes one)', { prompt: 'x', image: 'aGVsbG8=' }],
   ['token id out of the vocabulary', { prompt: [S.V + 5] }],
   ['prompt over the context limit', { prompt: Array.from({ length: 65 }, () => 104) }],
 ])('400 for %s, with a message', async (_name, body) => {
