@@ -51,7 +51,8 @@ export interface EditedRow {
 export interface EditSites {
   readonly hiddenSize: number;
   readonly numLayers: number;
-  readonly encoder?: { hiddenSize: number; numLayers: number };
+  /** A VLM's vision encoder: its blocks and the stream width after each (MambaOut's stages differ). */
+  readonly encoder?: { numLayers: number; widthAt: (layer: number) => number };
   readonly projector?: { hiddenSize: number };
   readonly modelType: string;
   /**
@@ -139,12 +140,13 @@ export class EditorRegistry {
     for (const e of set.editors) {
       const site = e.site === 'block' ? s : e.site === 'encoder' ? s.encoder : s.projector;
       if (!site) throw new MambakitError('E_ARG', `${where}: editor '${e.name}' edits the ${e.site}, which a ${s.modelType} model does not have`);
-      if (e.hidden !== site.hiddenSize)
-        throw new MambakitError('E_SHAPE', `${where}: editor '${e.name}' is [${e.rank}, ${e.hidden}], the ${e.site} stream is ${site.hiddenSize} wide`);
-      if (e.rank > e.hidden) throw new MambakitError('E_SHAPE', `${where}: editor '${e.name}' has rank ${e.rank} > hidden size ${e.hidden}`);
       const layers = 'numLayers' in site ? site.numLayers : 1;
       if (e.site !== 'projector' && !(e.layer >= 0 && e.layer < layers))
         throw new MambakitError('E_ARG', `${where}: editor '${e.name}' edits ${e.site} layer ${e.layer}; this model has ${layers} (0 … ${layers - 1})`);
+      const width = 'widthAt' in site ? site.widthAt(e.layer) : site.hiddenSize;
+      if (e.hidden !== width)
+        throw new MambakitError('E_SHAPE', `${where}: editor '${e.name}' is [${e.rank}, ${e.hidden}], the ${e.site} stream${e.site === 'projector' ? '' : ` after layer ${e.layer}`} is ${width} wide`);
+      if (e.rank > e.hidden) throw new MambakitError('E_SHAPE', `${where}: editor '${e.name}' has rank ${e.rank} > hidden size ${e.hidden}`);
       if (e.positions.kind === 'image' && !s.projector)
         throw new MambakitError('E_ARG', `${where}: editor '${e.name}' edits the image tokens; a ${s.modelType} model has none`);
     }

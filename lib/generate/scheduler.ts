@@ -34,6 +34,8 @@ export interface RequestInputs {
   prefillEmbeds?: Tensor;
   /** Mixture-of-Mamba: the modality id of each prompt token (default: the request's modality for all). */
   prefillModalities?: readonly number[];
+  /** The prompt's image tokens [start, end), for the positions of its editors. */
+  imageSpan?: readonly [number, number];
 }
 
 // A request plus the hand-off to its consumer (chunks queued until pulled).
@@ -173,7 +175,7 @@ export class BatchScheduler<S extends RecurrentState = RecurrentState> {
         job.slot = this.#free.pop() as number;
         await pool.zeroSlot(job.slot);
         const modalities = this.model.usesModalities ? [job.inputs.prefillModalities ?? job.req.promptIds.map(() => job.modality)] : undefined;
-        const logits = await this.model.prefill(job.inputs.prefillEmbeds ?? [job.req.promptIds], pool, { slots: [job.slot], modalities, editors: job.editors });
+        const logits = await this.model.prefill(job.inputs.prefillEmbeds ?? [job.req.promptIds], pool, { slots: [job.slot], modalities, editors: job.editors, imageSpans: [job.inputs.imageSpan ?? null] });
         this.#active.push(job);
         await this.#advance(job, logits);
         logits.dispose();

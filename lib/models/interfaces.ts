@@ -27,6 +27,8 @@ export interface LanguageModelCallOptions {
    * per sequence (null: none). forward / prefill apply their prefill editors to the prompt positions.
    */
   editors?: EditorChoice;
+  /** Where each sequence's image tokens are, [start, end) or null (a VLM prompt): editor positions 'image' and MRT's after-image prefix. */
+  imageSpans?: readonly (readonly [number, number] | null)[];
 }
 
 /** Which state sequence each row of a prefill / step uses: distinct, in [0, state.batch). */

@@ -217,15 +217,19 @@ export class MambaLM extends RecurrentLMBase<ModelState> {
     return new ModelState(call(() => this.#native.newState(batch)));
   }
 
+  /** @internal Set by a model built around this one (a VLM): its other edit sites and its model_type. */
+  partOf: Pick<EditSites, 'encoder' | 'projector' | 'modelType'> | null = null;
+
   protected override editSites(): EditSites {
-    return { hiddenSize: this.config.hiddenSize, numLayers: this.blocks.length, modelType: this.modelType };
+    return { hiddenSize: this.config.hiddenSize, numLayers: this.blocks.length, modelType: this.modelType, ...this.partOf };
   }
 
   // One native call with the caller's residual-stream edits (token rows b·T + t of this call) and the
   // passes of the editor sets it names (prefill editors on [B, T] prompts; decode editors on steps).
-  async #run(c: NativeCall, opts: { edits?: readonly ResidualEdit[]; editors?: EditorChoice } | undefined, shape: readonly number[]): Promise<Tensor> {
+  async #run(c: NativeCall, opts: { edits?: readonly ResidualEdit[]; editors?: EditorChoice; imageSpans?: LanguageModelCallOptions['imageSpans'] } | undefined,
+    shape: readonly number[]): Promise<Tensor> {
     const decode = c.mode === 'step';
-    const rows = callRows(opts?.editors, shape[0], decode ? 1 : shape[1], c.mode);
+    const rows = callRows(opts?.editors, shape[0], decode ? 1 : shape[1], c.mode, opts?.imageSpans?.map((s) => (s ? { imageSpan: s } : undefined)));
     const all = [...(opts?.edits ?? []), ...editorEdits(this.editorRegistry, 'block', rows, decode ? 'decode' : 'prefill')];
     if (!all.length) return Tensor.fromHandle(await call(() => this.#native.forward(c)));
     const { edits, owned } = editHandles(all, this.device);

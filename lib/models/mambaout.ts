@@ -144,6 +144,19 @@ export class MambaOutEncoder {
     return this.#native.blocks();
   }
 
+  /** After each block (in `blocks` order) for H × W pixels: the positions per image (h·w) and the channels. */
+  blockGrid(H: number, W: number): { hw: number; channels: number }[] {
+    const half = (n: number): number => Math.floor((n - 1) / 2) + 1;
+    let h = half(half(H)), w = half(half(W)), stage = 0;
+    return this.blocks.map((kind) => {
+      if (kind === 'downsample') {
+        [h, w] = [half(h), half(w)];
+        ++stage;
+      }
+      return { hw: h * w, channels: this.config.dims[stage] };
+    });
+  }
+
   /**
    * pixels f32 [B, H, W, 3] (normalized, channels last) → the feature map f32 [B, h·w, C] (row-major
    * positions). `edits` apply after the given blocks; their rows are b·H'·W' + y·W' + x of the stream there.

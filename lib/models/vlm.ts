@@ -13,6 +13,9 @@ import { gelu, gemm } from '../ops';
 import { Device, Tensor } from '../tensor';
 import type { Tokenizer } from '../tokenizer';
 import { ImageInput, preprocessImages } from '../vision/preprocess';
+import type { EditorSet, ReadEditorsOptions } from '../editors/format';
+import { applyReft, editorEdits } from '../editors/passes';
+import type { EditedRow } from '../editors/registry';
 import type { ResidualEdit } from './edits';
 import type { BatchLoad, VisionLanguageModel, VisionPrompt } from './interfaces';
 import { MambaLM } from './mamba';
@@ -24,6 +27,8 @@ export type { VisionPrompt } from './interfaces';
 export interface VlmEncodeOptions {
   /** Residual-stream edits of the image encoder: `after` an encoder block (encoderBlocks), rows b·H·W + position of the stream there. */
   encoderEdits?: readonly ResidualEdit[];
+  /** An attached editor set: its encoder, projector and language-model editors edit this prompt (MRT's sites). */
+  editors?: string;
 }
 
 export interface VlmForwardOptions extends VlmEncodeOptions {
@@ -57,6 +62,13 @@ export class MambaVLM implements VisionLanguageModel {
 
   private constructor(readonly config: VlmConfig, readonly encoder: MambaOutEncoder, projector: Projector, readonly lm: MambaLM) {
     this.#projector = projector;
+    // editor sets live on the language model, which learns the VLM's other sites (the encoder's widths
+    // after each block at the configured image size; the projector's output is the LM's width)
+    const grid = encoder.blockGrid(config.imageSize, config.imageSize);
+    lm.partOf = {
+      modelType: this.modelType, projector: { hiddenSize: config.text.hiddenSize },
+      encoder: { numLayers: grid.length, widthAt: (l) => grid[l].channels },
+    };
   }
 
   /** Loads a validated checkpoint: the encoder up to its feature stage, the projector, the language model (GEMM weights in `dtype`). */
@@ -125,8 +137,19 @@ export class MambaVLM implements VisionLanguageModel {
       : await preprocessImages(images, { size: c.imageSize, cropPct: c.cropPct, mean: c.imageMean, std: c.imageStd, device: this.device });
     let features: Tensor | null = null;
     try {
-      features = await this.encoder.forward(pixels, { edits: opts.encoderEdits });
-      return await this.project(features);
+      // the set's encoder editors at each block's grid of this image size (all positions, or a list)
+      const [H, W] = [pixels.shape[1], pixels.shape[2]];
+      const grid = this.encoder.blockGrid(H, W);
+      const B = pixels.shape[0];
+      const rows = (hw: (l: number) => number): EditedRow[] | null => (opts.editors === undefined ? null
+        : Array.from({ length: B }, (_, b) => ({ set: opts.editors as string, offset: 0, length: 0, promptLength: 0, atLayer: (l: number) => ({ offset: b * hw(l), length: hw(l) }) })));
+      const reg = this.lm.editorRegistry;
+      const edits = [...(opts.encoderEdits ?? []), ...editorEdits(reg, 'encoder', rows((l) => grid[l].hw), 'prefill')];
+      features = await this.encoder.forward(pixels, { edits });
+      const out = await this.project(features);
+      // the projector's output: the image tokens [B, n, D] as stream rows b·n + i
+      const n = out.shape[1];
+      return await applyReft(out, editorEdits(reg, 'projector', rows(() => n), 'prefill'));
     } finally {
       if (pixels !== images) pixels.dispose();
       features?.dispose();
@@ -236,11 +259,13 @@ export class MambaVLM implements VisionLanguageModel {
   async forward(input: VisionPrompt, opts: VlmForwardOptions = {}): Promise<Tensor> {
     if (input.image === undefined) {
       const ids = this.#textIds(input);
-      return this.lm.forward([ids], { modalities: this.#modalities(ids.map(() => this.config.textModality ?? 0)), edits: opts.edits });
+      return this.lm.forward([ids], { modalities: this.#modalities(ids.map(() => this.config.textModality ?? 0)), edits: opts.edits, editors: opts.editors });
     }
     const p = await this.prompt(input, opts);
     try {
-      return await this.lm.forward(p.embeds, { modalities: this.#modalities(p.modalities), edits: opts.edits });
+      return await this.lm.forward(p.embeds, {
+        modalities: this.#modalities(p.modalities), edits: opts.edits, editors: opts.editors, imageSpans: [p.imageSpan],
+      });
     } finally {
       p.embeds.dispose();
     }
@@ -254,7 +279,7 @@ export class MambaVLM implements VisionLanguageModel {
     const { encoderEdits, ...o } = opts;
     const gen: GenerateOptions = this.config.textModality === null || o.modality !== undefined ? o : { ...o, modality: this.config.textModality };
     if (input.image === undefined) return yield* this.lm.generate(this.#textIds(input), gen);
-    const p = await this.prompt(input, { encoderEdits });
+    const p = await this.prompt(input, { encoderEdits, editors: o.editors });
     // The scheduler reads p.embeds when it prefills the request. It has done so (or never will) once the
     // generation returns or throws; a consumer that stops early leaves the request to be dropped at the next
     // step, which may still be admitting it: then the tensor is left to the garbage collector.
@@ -262,6 +287,7 @@ export class MambaVLM implements VisionLanguageModel {
     try {
       const r = yield* this.lm.generateWith(p.ids, gen, {
         prefillEmbeds: p.embeds, prefillModalities: this.config.imageModality === null ? undefined : p.modalities,
+        ...(p.imageSpan && { imageSpan: p.imageSpan }),
       });
       settled = true;
       return r;
@@ -291,9 +317,24 @@ export class MambaVLM implements VisionLanguageModel {
     return this.lm.load;
   }
 
-  /** Editor sets resident on the language model (requests name them with `editors`, as for the LM alone). */
-  loadEditors(...args: Parameters<MambaLM['loadEditors']>): Promise<void> {
-    return this.lm.loadEditors(...args);
+  /**
+   * Editor sets (MRT's sites: encoder blocks, the projector, language-model layers) resident on the model;
+   * requests name one with `editors`. They live on the language model's registry (text-only requests too).
+   */
+  loadEditors(dir: string, name: string, opts: ReadEditorsOptions = {}): Promise<void> {
+    return this.lm.loadEditors(dir, name, opts);
+  }
+
+  attachEditors(name: string, set: EditorSet): void {
+    this.lm.attachEditors(name, set);
+  }
+
+  detachEditors(name: string): void {
+    this.lm.detachEditors(name);
+  }
+
+  get editorSets(): string[] {
+    return this.lm.editorSets;
   }
 
   /** Frees every part's weights (requests in flight end with E_ARG). */
