@@ -54,6 +54,8 @@ export interface EditSites {
   /** A VLM's vision encoder: its blocks and the stream width after each (MambaOut's stages differ). */
   readonly encoder?: { numLayers: number; widthAt: (layer: number) => number };
   readonly projector?: { hiddenSize: number };
+  /** The stream width after block `layer` when it varies (MambaOut's stages; default hiddenSize). */
+  readonly blockWidthAt?: (layer: number) => number;
   readonly modelType: string;
   /**
    * The plan block whose output is layer `l`'s output (default l): a transformer layer is two plan
@@ -143,7 +145,7 @@ export class EditorRegistry {
       const layers = 'numLayers' in site ? site.numLayers : 1;
       if (e.site !== 'projector' && !(e.layer >= 0 && e.layer < layers))
         throw new MambakitError('E_ARG', `${where}: editor '${e.name}' edits ${e.site} layer ${e.layer}; this model has ${layers} (0 … ${layers - 1})`);
-      const width = 'widthAt' in site ? site.widthAt(e.layer) : site.hiddenSize;
+      const width = 'widthAt' in site ? site.widthAt(e.layer) : e.site === 'block' && s.blockWidthAt ? s.blockWidthAt(e.layer) : site.hiddenSize;
       if (e.hidden !== width)
         throw new MambakitError('E_SHAPE', `${where}: editor '${e.name}' is [${e.rank}, ${e.hidden}], the ${e.site} stream${e.site === 'projector' ? '' : ` after layer ${e.layer}`} is ${width} wide`);
       if (e.rank > e.hidden) throw new MambakitError('E_SHAPE', `${where}: editor '${e.name}' has rank ${e.rank} > hidden size ${e.hidden}`);

@@ -116,6 +116,8 @@ export interface Classification {
 export interface ClassifyOptions extends PreprocessOptions {
   /** Classes per image, most probable first (default 5). */
   topK?: number;
+  /** An attached editor set (loadEditors) that edits the images' streams. */
+  editors?: string;
 }
 
 /** An image classifier: normalized pixels in, class logits out. */

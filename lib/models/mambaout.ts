@@ -13,6 +13,10 @@ import { Device, Tensor } from '../tensor';
 import { IMAGENET_CLASSES } from '../vision/imagenet-classes';
 import { ImageInput, preprocessImages } from '../vision/preprocess';
 import { repackConv } from '../vision/repack';
+import type { EditorSet, ReadEditorsOptions } from '../editors/format';
+import { Editable, EditorHost } from '../editors/host';
+import { editorEdits } from '../editors/passes';
+import type { EditedRow, EditorRegistry } from '../editors/registry';
 import { ResidualEdit, editHandles } from './edits';
 import type { Classification, ClassifyOptions, ImageClassifier } from './interfaces';
 
@@ -20,19 +24,48 @@ export type { Classification, ClassifyOptions } from './interfaces';
 
 const EPS = 1e-6; // timm's LayerNorm default for these models
 
+/** The stream after each plan block for H × W pixels: positions per image (the stem halves twice, each downsample once more) and channels. */
+function blockGrid(cfg: MambaOutConfig, blocks: readonly string[], H: number, W: number): { hw: number; channels: number }[] {
+  const half = (n: number): number => Math.floor((n - 1) / 2) + 1;
+  let h = half(half(H)), w = half(half(W)), stage = 0;
+  return blocks.map((kind) => {
+    if (kind === 'downsample') {
+      [h, w] = [half(h), half(w)];
+      ++stage;
+    }
+    return { hw: h * w, channels: cfg.dims[stage] };
+  });
+}
+
+/** The native edits of a call on images [B, H, W, 3]: the caller's and its editor set's at each block's grid. */
+export function visionEdits(reg: EditorRegistry, site: 'block' | 'encoder', cfg: MambaOutConfig, blocks: readonly string[], pixels: Tensor,
+  edits: readonly ResidualEdit[] | undefined, set: string | undefined): ResidualEdit[] {
+  const grid = blockGrid(cfg, blocks, pixels.shape[1], pixels.shape[2]);
+  const rows: EditedRow[] | null = set === undefined ? null : Array.from({ length: pixels.shape[0] }, (_, b) => ({
+    set, offset: 0, length: 0, promptLength: 0, atLayer: (l: number) => ({ offset: b * grid[l].hw, length: grid[l].hw }),
+  }));
+  return [...(edits ?? []), ...editorEdits(reg, site, rows, 'prefill')];
+}
+
 /** Linear weights are stored in `dtype`; convs, norms and biases stay f32. */
 const isGemmWeight = (name: string): boolean => /(fc1|fc2|\.fc)\.weight$/.test(name);
 
-export class MambaOutClassifier implements ImageClassifier {
+export class MambaOutClassifier implements ImageClassifier, Editable {
   readonly kind = 'classifier' as const;
   readonly #native: NativeModel;
   readonly #weights: Tensor[];
+  readonly #editors: EditorHost;
   readonly labels: readonly string[];
 
   private constructor(readonly config: MambaOutConfig, readonly device: Device, readonly dtype: WeightDType,
     native: NativeModel, weights: Tensor[]) {
     this.#native = native;
     this.#weights = weights;
+    // an editor of block l edits every position of its output (rows b·h·w + y·w + x), as wide as that stage
+    this.#editors = new EditorHost(() => {
+      const grid = blockGrid(config, this.blocks, 224, 224);
+      return { hiddenSize: config.dims[config.dims.length - 1], numLayers: grid.length, modelType: 'mambaout', blockWidthAt: (l) => grid[l].channels };
+    }, device);
     this.labels = config.labelNames ?? (config.numClasses === 1000 ? IMAGENET_CLASSES : Array.from({ length: config.numClasses }, (_, i) => `class ${i}`));
   }
 
@@ -47,10 +80,37 @@ export class MambaOutClassifier implements ImageClassifier {
     return this.#native.blocks();
   }
 
-  /** pixels f32 [B, H, W, 3] (normalized, channels last) → logits f32 [B, classes]. */
-  async forward(pixels: Tensor): Promise<Tensor> {
+  /**
+   * pixels f32 [B, H, W, 3] (normalized, channels last) → logits f32 [B, classes]. `edits` apply after the given
+   * blocks (rows b·h·w + y·w + x of the stream there); `editors` names an attached editor set.
+   */
+  async forward(pixels: Tensor, opts: { edits?: readonly ResidualEdit[]; editors?: string } = {}): Promise<Tensor> {
     if (!(pixels instanceof Tensor)) throw new MambakitError('E_ARG', 'forward: pixels must be a Tensor');
-    return Tensor.fromHandle(await call(() => this.#native.forward({ input: pixels.handle, mode: 'forward' })));
+    const all = visionEdits(this.#editors.registry, 'block', this.config, this.blocks, pixels, opts.edits, opts.editors);
+    const c: NativeCall = { input: pixels.handle, mode: 'forward' };
+    if (!all.length) return Tensor.fromHandle(await call(() => this.#native.forward(c)));
+    const { edits, owned } = editHandles(all, this.device);
+    try {
+      return Tensor.fromHandle(await call(() => this.#native.forward({ ...c, edits })));
+    } finally {
+      owned.forEach((t) => t.dispose());
+    }
+  }
+
+  loadEditors(dir: string, name: string, opts: ReadEditorsOptions = {}): Promise<void> {
+    return this.#editors.load(dir, name, opts);
+  }
+
+  attachEditors(name: string, set: EditorSet): void {
+    this.#editors.registry.attach(name, set);
+  }
+
+  detachEditors(name: string): void {
+    this.#editors.registry.detach(name);
+  }
+
+  get editorSets(): string[] {
+    return this.#editors.names;
   }
 
   /** Decodes, preprocesses (timm's eval transform) and classifies a batch of images. */
@@ -61,7 +121,7 @@ export class MambaOutClassifier implements ImageClassifier {
     const pixels = await preprocessImages(list, { ...opts, device: this.device });
     let logits: Tensor | undefined;
     try {
-      logits = await this.forward(pixels);
+      logits = await this.forward(pixels, { editors: opts.editors });
       const z = (await logits.data()) as Float32Array;
       const K = this.config.numClasses;
       return list.map((_, b) => topClasses(z.subarray(b * K, (b + 1) * K), Math.min(topK, K), this.labels));
@@ -73,6 +133,7 @@ export class MambaOutClassifier implements ImageClassifier {
 
   /** Frees the weights. */
   dispose(): void {
+    this.#editors.dispose();
     this.#native.dispose();
     this.#weights.forEach((t) => t.dispose());
   }
@@ -146,15 +207,7 @@ export class MambaOutEncoder {
 
   /** After each block (in `blocks` order) for H × W pixels: the positions per image (h·w) and the channels. */
   blockGrid(H: number, W: number): { hw: number; channels: number }[] {
-    const half = (n: number): number => Math.floor((n - 1) / 2) + 1;
-    let h = half(half(H)), w = half(half(W)), stage = 0;
-    return this.blocks.map((kind) => {
-      if (kind === 'downsample') {
-        [h, w] = [half(h), half(w)];
-        ++stage;
-      }
-      return { hw: h * w, channels: this.config.dims[stage] };
-    });
+    return blockGrid(this.config, this.blocks, H, W);
   }
 
   /**

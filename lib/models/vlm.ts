@@ -19,7 +19,7 @@ import type { EditedRow } from '../editors/registry';
 import type { ResidualEdit } from './edits';
 import type { BatchLoad, VisionLanguageModel, VisionPrompt } from './interfaces';
 import { MambaLM } from './mamba';
-import { MambaOutEncoder } from './mambaout';
+import { MambaOutEncoder, visionEdits } from './mambaout';
 import type { ModalityBatch } from './tokens';
 
 export type { VisionPrompt } from './interfaces';
@@ -137,19 +137,16 @@ export class MambaVLM implements VisionLanguageModel {
       : await preprocessImages(images, { size: c.imageSize, cropPct: c.cropPct, mean: c.imageMean, std: c.imageStd, device: this.device });
     let features: Tensor | null = null;
     try {
-      // the set's encoder editors at each block's grid of this image size (all positions, or a list)
-      const [H, W] = [pixels.shape[1], pixels.shape[2]];
-      const grid = this.encoder.blockGrid(H, W);
-      const B = pixels.shape[0];
-      const rows = (hw: (l: number) => number): EditedRow[] | null => (opts.editors === undefined ? null
-        : Array.from({ length: B }, (_, b) => ({ set: opts.editors as string, offset: 0, length: 0, promptLength: 0, atLayer: (l: number) => ({ offset: b * hw(l), length: hw(l) }) })));
+      // the set's encoder editors at each block's grid of this image size, then its projector editors on
+      // the image tokens [B, n, D] (stream rows b·n + i)
       const reg = this.lm.editorRegistry;
-      const edits = [...(opts.encoderEdits ?? []), ...editorEdits(reg, 'encoder', rows((l) => grid[l].hw), 'prefill')];
+      const edits = visionEdits(reg, 'encoder', this.encoder.config, this.encoder.blocks, pixels, opts.encoderEdits, opts.editors);
       features = await this.encoder.forward(pixels, { edits });
       const out = await this.project(features);
-      // the projector's output: the image tokens [B, n, D] as stream rows b·n + i
       const n = out.shape[1];
-      return await applyReft(out, editorEdits(reg, 'projector', rows(() => n), 'prefill'));
+      const rows: EditedRow[] | null = opts.editors === undefined ? null
+        : Array.from({ length: out.shape[0] }, (_, b) => ({ set: opts.editors as string, offset: b * n, length: n, promptLength: n }));
+      return await applyReft(out, editorEdits(reg, 'projector', rows, 'prefill'));
     } finally {
       if (pixels !== images) pixels.dispose();
       features?.dispose();
