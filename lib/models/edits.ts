@@ -2,7 +2,7 @@
 // after a block, in the same pass (csrc/plan/edit.h): activation addition (a steering vector) and
 // representation editors (MRT / LoReFT, the kernel of ops.reft).
 import { MambakitError } from '../errors';
-import type { NativeEdit, ReftActivation, ReftFormula } from '../native';
+import { NativeCall, NativeEdit, NativeModel, ReftActivation, ReftFormula, call } from '../native';
 import { Device, Tensor } from '../tensor';
 
 interface EditAt {
@@ -60,5 +60,16 @@ export function editHandles(edits: readonly ResidualEdit[], device: Device): { e
   } catch (err) {
     owned.forEach((t) => t.dispose());
     throw err;
+  }
+}
+
+/** One native call with `all` the call's edits (none: the plain call); the index tensors made for them are freed after. */
+export async function forwardWithEdits(native: NativeModel, c: NativeCall, all: readonly ResidualEdit[], device: Device): Promise<Tensor> {
+  if (!all.length) return Tensor.fromHandle(await call(() => native.forward(c)));
+  const { edits, owned } = editHandles(all, device);
+  try {
+    return Tensor.fromHandle(await call(() => native.forward({ ...c, edits })));
+  } finally {
+    owned.forEach((t) => t.dispose());
   }
 }

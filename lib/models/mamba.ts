@@ -13,7 +13,7 @@ import { embedding } from '../ops';
 import { Device, Tensor } from '../tensor';
 import { EditorChoice, callRows, editorEdits } from '../editors/passes';
 import type { EditSites } from '../editors/registry';
-import { ResidualEdit, editHandles } from './edits';
+import { ResidualEdit, forwardWithEdits } from './edits';
 import type { LanguageModelCallOptions, PrefillOptions, StepOptions } from './interfaces';
 import { ModelState } from './state';
 import { TokenBatch, modalityTensor, tokenTensor } from './tokens';
@@ -231,13 +231,7 @@ export class MambaLM extends RecurrentLMBase<ModelState> {
     const decode = c.mode === 'step';
     const rows = callRows(opts?.editors, shape[0], decode ? 1 : shape[1], c.mode, opts?.imageSpans?.map((s) => (s ? { imageSpan: s } : undefined)));
     const all = [...(opts?.edits ?? []), ...editorEdits(this.editorRegistry, 'block', rows, decode ? 'decode' : 'prefill')];
-    if (!all.length) return Tensor.fromHandle(await call(() => this.#native.forward(c)));
-    const { edits, owned } = editHandles(all, this.device);
-    try {
-      return Tensor.fromHandle(await call(() => this.#native.forward({ ...c, edits })));
-    } finally {
-      owned.forEach((t) => t.dispose());
-    }
+    return forwardWithEdits(this.#native, c, all, this.device);
   }
 
   /**

@@ -8,7 +8,7 @@ import type { WeightDType } from '../dtype';
 import { MambakitError } from '../errors';
 import { MambaOutConfig, MambaOutPart, expectedMambaOutTensors } from '../io/mambaout-config';
 import { Checkpoint } from '../io/safetensors';
-import { NativeCall, NativeModel, NativeTensor, addon, call } from '../native';
+import { NativeModel, NativeTensor, addon, call } from '../native';
 import { Device, Tensor } from '../tensor';
 import { IMAGENET_CLASSES } from '../vision/imagenet-classes';
 import { ImageInput, preprocessImages } from '../vision/preprocess';
@@ -17,7 +17,7 @@ import type { EditorSet, ReadEditorsOptions } from '../editors/format';
 import { Editable, EditorHost } from '../editors/host';
 import { editorEdits } from '../editors/passes';
 import type { EditedRow, EditorRegistry } from '../editors/registry';
-import { ResidualEdit, editHandles } from './edits';
+import { ResidualEdit, forwardWithEdits } from './edits';
 import type { Classification, ClassifyOptions, ImageClassifier } from './interfaces';
 
 export type { Classification, ClassifyOptions } from './interfaces';
@@ -87,14 +87,7 @@ export class MambaOutClassifier implements ImageClassifier, Editable {
   async forward(pixels: Tensor, opts: { edits?: readonly ResidualEdit[]; editors?: string } = {}): Promise<Tensor> {
     if (!(pixels instanceof Tensor)) throw new MambakitError('E_ARG', 'forward: pixels must be a Tensor');
     const all = visionEdits(this.#editors.registry, 'block', this.config, this.blocks, pixels, opts.edits, opts.editors);
-    const c: NativeCall = { input: pixels.handle, mode: 'forward' };
-    if (!all.length) return Tensor.fromHandle(await call(() => this.#native.forward(c)));
-    const { edits, owned } = editHandles(all, this.device);
-    try {
-      return Tensor.fromHandle(await call(() => this.#native.forward({ ...c, edits })));
-    } finally {
-      owned.forEach((t) => t.dispose());
-    }
+    return forwardWithEdits(this.#native, { input: pixels.handle, mode: 'forward' }, all, this.device);
   }
 
   loadEditors(dir: string, name: string, opts: ReadEditorsOptions = {}): Promise<void> {
@@ -216,14 +209,7 @@ export class MambaOutEncoder {
    */
   async forward(pixels: Tensor, opts: { edits?: readonly ResidualEdit[] } = {}): Promise<Tensor> {
     if (!(pixels instanceof Tensor)) throw new MambakitError('E_ARG', 'encoder forward: pixels must be a Tensor');
-    const c: NativeCall = { input: pixels.handle, mode: 'forward' };
-    if (!opts.edits?.length) return Tensor.fromHandle(await call(() => this.#native.forward(c)));
-    const { edits, owned } = editHandles(opts.edits, this.device);
-    try {
-      return Tensor.fromHandle(await call(() => this.#native.forward({ ...c, edits })));
-    } finally {
-      owned.forEach((t) => t.dispose());
-    }
+    return forwardWithEdits(this.#native, { input: pixels.handle, mode: 'forward' }, opts.edits ?? [], this.device);
   }
 
   /** Frees the weights. */

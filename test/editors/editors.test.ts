@@ -81,9 +81,10 @@ describe.each(DEVICES)('editors on %s', (device) => {
     [A, B, []].forEach((set, b) => expectClose(got.subarray(b * T * V, (b + 1) * T * V), refLogits(w, seqs[b], set), 1e-5, `sequence ${b}`));
     const plain = (await (await model.forward([seqs[0]])).data()) as Float32Array;
     expect(Array.from(got.subarray(0, T * V))).not.toEqual(Array.from(plain));
-    // the row without a set is exactly what the same batch gives without editors
+    // the row without a set is what the same batch gives without editors (to f32 rounding, not bit for bit:
+    // the edited rows route differently through the MoE block, which changes the experts' GEMM row counts)
     const none = (await (await model.forward(seqs)).data()) as Float32Array;
-    expect(Array.from(got.subarray(2 * T * V))).toEqual(Array.from(none.subarray(2 * T * V)));
+    expectClose(got.subarray(2 * T * V), none.subarray(2 * T * V), 1e-6, 'the unedited row');
   });
 
   test('identity editors (W = R, b = 0, identity) leave the logits unchanged bit for bit, both formulas', async () => {
