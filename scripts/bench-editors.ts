@@ -1,13 +1,13 @@
-// The cost of representation editors on a frozen model, side by side in one run (random weights,
-// mamba-130m shape, bf16): prefill of a 512-token prompt and decode at batch 1 and 16 with MRT's
-// setting (rank 4 at every layer on the first 6 and the last 6 prompt positions, prefill only) against
-// no editors; the same editors also editing every decoded token; a decode batch mixing 4 tenants
-// against a batch of one tenant; device memory per resident set.
+// The cost of representation editors on a frozen model, side by side in one run, variants interleaved
+// round by round (random weights, mamba-130m shape, bf16): prefill of a 512-token prompt and decode at
+// batch 1 and 16 with MRT's setting (rank 4 at every layer on the first 6 and the last 6 prompt
+// positions, prefill only) against no editors; the same editors also editing every decoded token; a
+// decode batch mixing 4 such tenants against one; device memory per resident set.
 //   node dist/scripts/bench-editors.js [--model 130m|tiny] [--rounds 5] [--out bench/results/editors-cpu.json]
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { EditorSet, MambaLM, Tensor, loadLanguageModel } from '../lib';
+import { EditorSet, MambaLM, loadLanguageModel } from '../lib';
 import type { WeightDType } from '../lib/dtype';
 import { editorSet, randomEditor } from '../test/helpers/editor-ref';
 import { MambaShape, randomMambaWeights, writeMambaCheckpoint } from '../test/helpers/mamba-ckpt';
@@ -28,21 +28,24 @@ function mrtSet(D: number, L: number, decode: boolean): EditorSet {
   return editorSet(D, editors);
 }
 
-async function timeIt(rounds: number, f: () => Promise<void>): Promise<number> {
-  await f(); // warm-up
-  const t: number[] = [];
-  for (let i = 0; i < rounds; ++i) {
-    const t0 = performance.now();
-    await f();
-    t.push((performance.now() - t0) / 1000);
-  }
-  return median(t);
+// Seconds of each of `fs`, measured interleaved round by round (A B C A B C …: slow drifts of a shared
+// machine hit every variant alike), after one warm-up each; medians.
+async function interleaved(rounds: number, fs: (() => Promise<void>)[]): Promise<number[]> {
+  for (const f of fs) await f();
+  const t: number[][] = fs.map(() => []);
+  for (let i = 0; i < rounds; ++i)
+    for (const [k, f] of fs.entries()) {
+      const t0 = performance.now();
+      await f();
+      t[k].push((performance.now() - t0) / 1000);
+    }
+  return t.map(median);
 }
 
 async function main(): Promise<void> {
   const shapeName = arg('model', '130m');
   const s = SHAPES[shapeName];
-  const rounds = Number(arg('rounds', '5'));
+  const rounds = Number(arg('rounds', '7'));
   const dtype = arg('dtype', 'bf16') as WeightDType;
   const out = arg('out', 'bench/results/editors-cpu.json');
   const dir = path.join(path.resolve(arg('cache', 'bench/.cache')), `serve-${shapeName}`);
@@ -52,62 +55,64 @@ async function main(): Promise<void> {
   }
   const model: MambaLM = await loadLanguageModel(dir, { dtype });
   const L = model.blocks.length;
+  // four prefill-only tenants (MRT's setting) and four that also edit every decoded token
   for (let k = 0; k < 4; ++k) model.attachEditors(`t${k}`, mrtSet(s.D, L, false));
-  model.attachEditors('decode', mrtSet(s.D, L, true));
+  for (let k = 0; k < 4; ++k) model.attachEditors(`d${k}`, mrtSet(s.D, L, true));
   const m = machine();
   console.log(`${m.cpu}, ${m.threads} threads, ${m.cpuKernels}/${m.bf16Gemm}; ${shapeName} ${dtype}; editors: ${2 * L} of rank 4 (prefix 6 + suffix 6 at every layer)`);
   const prompt = (k: number, n: number): number[] => Array.from({ length: n }, (_, i) => (k * 7919 + i * 104729) % s.V);
 
   // prefill of one 512-token prompt
   const P = 512;
-  const prefill = async (editors?: string): Promise<number> => timeIt(rounds, async () => {
+  const prefill = (editors?: string) => async (): Promise<void> => {
     const st = model.newState(1);
     (await model.prefill([prompt(1, P)], st, { editors })).dispose();
     st.dispose();
-  });
-  const prefillNone = await prefill(), prefillEd = await prefill('t0');
+  };
+  const [prefillNone, prefillEd] = await interleaved(rounds, [prefill(), prefill('t0')]);
 
-  // decode: B sequences prefilled (32-token prompts), then 32 steps timed
+  // decode: B sequences prefilled (32-token prompts) into one state per variant, then `steps` steps per round
   const steps = 32;
-  const decode = async (B: number, editors: (string | null)[] | undefined): Promise<number> => {
-    const st = model.newState(B);
-    (await model.prefill(Array.from({ length: B }, (_, b) => prompt(b + 2, 32)), st, { editors })).dispose();
+  const decodeRates = async (B: number, variants: ((string | null)[] | undefined)[]): Promise<number[]> => {
+    const states = await Promise.all(variants.map(async (editors) => {
+      const st = model.newState(B);
+      (await model.prefill(Array.from({ length: B }, (_, b) => prompt(b + 2, 32)), st, { editors })).dispose();
+      return st;
+    }));
     const ids = Array.from({ length: B }, (_, b) => b + 1);
-    const t = await timeIt(rounds, async () => {
-      for (let i = 0; i < steps; ++i) {
-        const lg: Tensor = await model.step(ids, st, { editors });
-        lg.dispose();
-      }
-    });
-    st.dispose();
-    return (B * steps) / t;
+    const t = await interleaved(rounds, variants.map((editors, k) => async () => {
+      for (let i = 0; i < steps; ++i) (await model.step(ids, states[k], { editors })).dispose();
+    }));
+    states.forEach((st) => st.dispose());
+    return t.map((x) => (B * steps) / x);
   };
   const one = (B: number, name: string): string[] => Array.from({ length: B }, () => name);
-  const four = (B: number, prefix: string): string[] => Array.from({ length: B }, (_, b) => (prefix === 'decode' ? 'decode' : `${prefix}${b % 4}`));
+  const four = (B: number, prefix: string): string[] => Array.from({ length: B }, (_, b) => `${prefix}${b % 4}`);
+  const [b1None, b1Ed, b1Dec] = await decodeRates(1, [undefined, ['t0'], ['d0']]);
+  const [b16None, b16Ed, b16Dec1, b16Dec4] = await decodeRates(16, [undefined, one(16, 't0'), one(16, 'd0'), four(16, 'd')]);
   const rows = {
-    prefill512: { noneTokS: P / prefillNone, editorsTokS: P / prefillEd, overhead: prefillEd / prefillNone - 1 },
-    decodeB1: { noneTokS: await decode(1, undefined), prefillOnlyEditorsTokS: await decode(1, ['t0']), decodeEditorsTokS: await decode(1, ['decode']) },
-    decodeB16: {
-      noneTokS: await decode(16, undefined), oneTenantTokS: await decode(16, one(16, 't0')), fourTenantsTokS: await decode(16, four(16, 't')),
-      decodeEditorsOneSetTokS: await decode(16, one(16, 'decode')),
-    },
+    prefill512: { noneTokS: P / prefillNone, editorsTokS: P / prefillEd },
+    decodeB1: { noneTokS: b1None, prefillOnlyEditorsTokS: b1Ed, decodeEditorsTokS: b1Dec },
+    decodeB16: { noneTokS: b16None, prefillOnlyEditorsTokS: b16Ed, decodeEditorsOneTenantTokS: b16Dec1, decodeEditorsFourTenantsTokS: b16Dec4 },
   };
   const overhead = (a: number, b: number): number => a / b - 1; // time ratio − 1 from rates
   const summary = {
-    prefillOverhead: rows.prefill512.overhead,
-    decodeB1Overhead: overhead(rows.decodeB1.noneTokS, rows.decodeB1.prefillOnlyEditorsTokS),
-    decodeB16Overhead: overhead(rows.decodeB16.noneTokS, rows.decodeB16.oneTenantTokS),
-    fourTenantsVsOne: overhead(rows.decodeB16.oneTenantTokS, rows.decodeB16.fourTenantsTokS),
-    decodeEditorsB1Overhead: overhead(rows.decodeB1.noneTokS, rows.decodeB1.decodeEditorsTokS),
+    prefillOverhead: overhead(rows.prefill512.noneTokS, rows.prefill512.editorsTokS),
+    decodeB1Overhead: overhead(b1None, b1Ed),
+    decodeB16Overhead: overhead(b16None, b16Ed),
+    decodeEditorsB1Overhead: overhead(b1None, b1Dec),
+    decodeEditorsB16Overhead: overhead(b16None, b16Dec1),
+    fourTenantsVsOne: overhead(b16Dec1, b16Dec4),
     bytesPerSet: model.editorRegistry.bytes('t0'),
   };
   console.log(JSON.stringify(rows, null, 1));
-  console.log(`prefill overhead ${(100 * summary.prefillOverhead).toFixed(1)}%, decode b1 ${(100 * summary.decodeB1Overhead).toFixed(1)}%, b16 ${(100 * summary.decodeB16Overhead).toFixed(1)}%, ` +
-    `4 tenants vs 1 ${(100 * summary.fourTenantsVsOne).toFixed(1)}%, decode-time editors b1 ${(100 * summary.decodeEditorsB1Overhead).toFixed(1)}% (goal ≤ 3% for the first three); ${summary.bytesPerSet} bytes per set`);
+  const pc = (x: number): string => `${(100 * x).toFixed(1)}%`;
+  console.log(`MRT's setting (prefill only): prefill ${pc(summary.prefillOverhead)}, decode b1 ${pc(summary.decodeB1Overhead)}, b16 ${pc(summary.decodeB16Overhead)} (goal ≤ 3%); ` +
+    `editing every decoded token too: b1 ${pc(summary.decodeEditorsB1Overhead)}, b16 ${pc(summary.decodeEditorsB16Overhead)}; 4 tenants vs 1 in a b16 step ${pc(summary.fourTenantsVsOne)}; ${summary.bytesPerSet} bytes per set`);
   writeResults(out, {
     benchmark: 'editors', device: 'cpu', machine: m, model: { shape: shapeName, ...s, dtype, weights: 'random' },
     editors: { perSet: 2 * L, rank: 4, positions: 'prefix 6 + suffix 6 (excluding the last prompt token) at every layer', formula: 'mrt', activation: 'identity' },
-    settings: { rounds, prefillTokens: P, decodeSteps: steps, decodePrompt: 32, statistic: 'median of rounds' },
+    settings: { rounds, prefillTokens: P, decodeSteps: steps, decodePrompt: 32, statistic: 'median of rounds, variants interleaved' },
     rows, summary, goal: { overhead: 0.03 },
   });
   model.dispose();
