@@ -2,15 +2,18 @@
 // round by round (random weights, mamba-130m shape, bf16): prefill of a 512-token prompt and decode at
 // batch 1 and 16 with MRT's setting (rank 4 at every layer on the first 6 and the last 6 prompt
 // positions, prefill only) against no editors; the same editors also editing every decoded token; a
-// decode batch mixing 4 such tenants against one; device memory per resident set.
+// decode batch mixing 4 such tenants against one; device memory per resident set; MambaOut-femto with an
+// editor after every block against none.
 //   node dist/scripts/bench-editors.js [--model 130m|tiny] [--rounds 5] [--out bench/results/editors-cpu.json]
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { EditorSet, MambaLM, loadLanguageModel } from '../lib';
+import { EditorSet, MambaLM, MambaOutClassifier, Tensor, loadClassifier, loadLanguageModel } from '../lib';
+import { MAMBAOUT_VARIANTS } from '../lib/io/mambaout-config';
 import type { WeightDType } from '../lib/dtype';
 import { editorSet, randomEditor } from '../test/helpers/editor-ref';
 import { MambaShape, randomMambaWeights, writeMambaCheckpoint } from '../test/helpers/mamba-ckpt';
+import { randomMambaOutWeights, writeMambaOutCheckpoint } from '../test/helpers/mambaout-ckpt';
 import { arg, machine, median, writeResults } from './bench-util';
 
 const SHAPES: Record<string, MambaShape> = {
@@ -106,14 +109,41 @@ async function main(): Promise<void> {
     bytesPerSet: model.editorRegistry.bytes('t0'),
   };
   console.log(JSON.stringify(rows, null, 1));
+  // vision: MambaOut-femto at 224² with a rank-4 editor after every block (all positions), batch 1 and 8
+  const vdir = path.join(path.resolve(arg('cache', 'bench/.cache')), 'mambaout-femto');
+  if (!fs.existsSync(path.join(vdir, 'config.json'))) {
+    const vs = { ...MAMBAOUT_VARIANTS.femto, numClasses: 1000 };
+    await writeMambaOutCheckpoint(vdir, vs, randomMambaOutWeights(vs), { config: { variant: 'femto' } });
+  }
+  const vision: MambaOutClassifier = await loadClassifier(vdir, { dtype });
+  const layers = vision.blocks.map((_, l) => l);
+  const dims = MAMBAOUT_VARIANTS.femto.dims;
+  let stage = 0;
+  const widths = vision.blocks.map((kind) => (kind === 'downsample' ? dims[++stage] : dims[stage]));
+  vision.attachEditors('v', editorSet(dims[dims.length - 1], layers.map((l) => randomEditor({ name: `b${l}`, layer: l, positions: { kind: 'all' }, rank: 4, formula: 'mrt' }, widths[l])), 'mambaout'));
+  const visionRows: Record<string, { noneImgS: number; editorsImgS: number; overhead: number }> = {};
+  for (const B of [1, 8]) {
+    const px = Tensor.from(Float32Array.from({ length: B * 224 * 224 * 3 }, () => Math.random() * 4 - 2), [B, 224, 224, 3]);
+    const [tn, te] = await interleaved(rounds, [
+      async () => (await vision.forward(px)).dispose(),
+      async () => (await vision.forward(px, { editors: 'v' })).dispose(),
+    ]);
+    visionRows[`batch${B}`] = { noneImgS: B / tn, editorsImgS: B / te, overhead: te / tn - 1 };
+    px.dispose();
+  }
+  vision.dispose();
+  console.log(JSON.stringify(visionRows));
+
   const pc = (x: number): string => `${(100 * x).toFixed(1)}%`;
   console.log(`MRT's setting (prefill only): prefill ${pc(summary.prefillOverhead)}, decode b1 ${pc(summary.decodeB1Overhead)}, b16 ${pc(summary.decodeB16Overhead)} (goal ≤ 3%); ` +
-    `editing every decoded token too: b1 ${pc(summary.decodeEditorsB1Overhead)}, b16 ${pc(summary.decodeEditorsB16Overhead)}; 4 tenants vs 1 in a b16 step ${pc(summary.fourTenantsVsOne)}; ${summary.bytesPerSet} bytes per set`);
+    `editing every decoded token too: b1 ${pc(summary.decodeEditorsB1Overhead)}, b16 ${pc(summary.decodeEditorsB16Overhead)}; 4 tenants vs 1 in a b16 step ${pc(summary.fourTenantsVsOne)}; ${summary.bytesPerSet} bytes per set; ` +
+    `MambaOut-femto with an editor after each of its ${layers.length} blocks: batch 1 ${pc(visionRows.batch1.overhead)}, batch 8 ${pc(visionRows.batch8.overhead)}`);
   writeResults(out, {
     benchmark: 'editors', device: 'cpu', machine: m, model: { shape: shapeName, ...s, dtype, weights: 'random' },
     editors: { perSet: 2 * L, rank: 4, positions: 'prefix 6 + suffix 6 (excluding the last prompt token) at every layer', formula: 'mrt', activation: 'identity' },
     settings: { rounds, prefillTokens: P, decodeSteps: steps, decodePrompt: 32, statistic: 'median of rounds, variants interleaved' },
     rows, summary, goal: { overhead: 0.03 },
+    vision: { model: 'mambaout_femto', pixels: '224x224', editors: 'rank 4, mrt, identity, all positions, after every block', rows: visionRows },
   });
   model.dispose();
 }

@@ -161,7 +161,10 @@ export class EditorRegistry {
    * applied in the set's order.
    */
   passes(site: EditorSite, rows: readonly EditedRow[], phase: 'prefill' | 'decode'): EditorPass[] {
-    const perGroup = new Map<string, { rows: number[]; editor: number[] }[]>();
+    // per group its passes; a row goes to the first pass that does not hold it yet, which is pass number
+    // (times the group has seen the row): counted in a typed array (an image's every position is tens of
+    // thousands of rows)
+    const perGroup = new Map<string, { passes: { rows: number[]; editor: number[] }[]; seen: Uint16Array }>();
     for (const row of rows) {
       if (row.set === null) continue;
       const set = this.#get(row.set, 'generate');
@@ -171,20 +174,25 @@ export class EditorRegistry {
         const { key, index } = where.get(e.name) as { key: string; index: number };
         const geo = row.atLayer ? { ...row, ...row.atLayer(e.layer) } : row;
         const at = phase === 'decode' ? [0] : positionsIn(e, geo);
-        const list = perGroup.get(key) ?? [];
-        perGroup.set(key, list);
+        let g = perGroup.get(key);
+        if (!g) perGroup.set(key, (g = { passes: [], seen: new Uint16Array(1024) }));
         for (const t of at) {
           const r = geo.offset + t;
           if (row.window && !(r >= row.window[0] && r < row.window[1])) continue;
-          let pass = list.find((p) => !p.rows.includes(r));
-          if (!pass) list.push((pass = { rows: [], editor: [] }));
+          if (r >= g.seen.length) {
+            const grown = new Uint16Array(Math.max(2 * g.seen.length, r + 1));
+            grown.set(g.seen);
+            g.seen = grown;
+          }
+          const k = g.seen[r]++;
+          const pass = g.passes[k] ?? (g.passes[k] = { rows: [], editor: [] });
           pass.rows.push(r);
           pass.editor.push(index);
         }
       }
     }
     const out: EditorPass[] = [];
-    for (const [key, list] of perGroup)
+    for (const [key, { passes: list }] of perGroup)
       for (const p of list) {
         const group = this.#groups.get(key) as EditorGroup;
         out.push({ group, after: this.sites.afterBlock?.(group.layer, site) ?? group.layer, rows: Int32Array.from(p.rows), editor: Int32Array.from(p.editor) });
