@@ -81,6 +81,10 @@ bool use_avx2() { return use_avx2_kernels(); }
 // once and is bound by memory. Above it the GEMV becomes bound by arithmetic (measured, 130m bf16
 // decode: 4 rows the same speed either way, 8 rows 250 -> 320 tokens/s on VDPBF16PS).
 constexpr int64_t kGemvRows = 4;
+// At or below this many rows those CPUs take the VDPBF16PS GEMV instead (gemv_bf16_avx512: same x
+// rounding, fewer instructions per byte of W; measured faster at 1-2 rows, slower at 4 rows
+// 2048², where the AVX2 GEMV's K blocking wins).
+constexpr int64_t kGemvBf16Rows = 2;
 
 }  // namespace
 
@@ -88,8 +92,10 @@ void gemm(const float* x, int64_t ldx, const void* w, DType wdt, const float* bi
           int64_t ldy, int64_t M, int64_t N, int64_t K) {
   if (M <= 0 || N <= 0 || K <= 0) return;
   if (wdt != DType::F32 && wdt != DType::F16 && wdt != DType::BF16) return;  // checked by the op
-  if (wdt == DType::BF16 && M > kGemvRows && use_avx512bf16_kernels()) {
-    if (!detail::gemm_bf16_avx512(x, ldx, static_cast<const uint16_t*>(w), bias, y, ldy, M, N, K))
+  if (wdt == DType::BF16 && (M > kGemvRows || M <= kGemvBf16Rows) && use_avx512bf16_kernels()) {
+    const auto* wb = static_cast<const uint16_t*>(w);
+    if (!(M > kGemvRows ? detail::gemm_bf16_avx512(x, ldx, wb, bias, y, ldy, M, N, K)
+                        : detail::gemv_bf16_avx512(x, ldx, wb, bias, y, ldy, M, N, K)))
       throw std::bad_alloc();
     return;
   }

@@ -2,8 +2,8 @@
 // x and y are f32 with row strides ldx and ldy (elements); W is contiguous row-major in f32, f16 or
 // bf16 (half weights are widened on the fly, so a memory-bound GEMV reads half the bytes). With bf16
 // weights on an AVX512-BF16 CPU, x is rounded to bf16 (every row count, so results do not depend on
-// the batch beyond f32 summation order) and above 4 rows the products run on VDPBF16PS with f32
-// accumulation (runtime info().bf16Gemm says which).
+// the batch beyond f32 summation order) and at 1-2 or above 4 rows the products run on VDPBF16PS
+// with f32 accumulation (runtime info().bf16Gemm says which).
 #pragma once
 #include <cstdint>
 

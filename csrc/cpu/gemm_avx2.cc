@@ -10,7 +10,7 @@
 //    packing (measured 1.2-1.5x the packed path there, bf16 weights, 130m shapes).
 //  - larger M (prefill): packed, cache-blocked GEMM with a 6x16 register micro-kernel. W panels are
 //    widened to f32 while being packed, so the micro-kernel is dtype-agnostic. Threads split N.
-// bf16 weights with M > 4 on CPUs with AVX512-BF16 skip this file: gemm_avx512bf16.cc.
+// bf16 weights on CPUs with AVX512-BF16 skip this file except at 3-4 rows: gemm_avx512bf16.cc.
 #include <immintrin.h>
 
 #include <algorithm>

@@ -1,10 +1,12 @@
-// bf16-weight GEMM on CPUs with AVX512-BF16 (Zen 4, Sapphire Rapids and later), for M > 4 rows:
+// bf16-weight GEMM on CPUs with AVX512-BF16 (Zen 4, Sapphire Rapids and later), for M > 4 rows
+// (and a GEMV for M <= 2, at the end):
 // y = x · W^T (+ bias) with x rounded to bf16 (nearest even) and f32 accumulation, the contract of
 // a bf16 GEMM on tensor cores and of llama.cpp's bf16 CPU path. VDPBF16PS does 32 multiply-adds
 // per instruction, twice the f32 FMA rate: measured here 224 GFLOP/s per core against 128 for AVX2
-// FMA. (M <= 4 stays on the AVX2 GEMV, which is bound by reading W, not by arithmetic; on these
-// CPUs it rounds x to bf16 the same way, so a row's products do not depend on how many rows share
-// the call: only the order of the f32 sums differs, as between any two f32 GEMM paths.)
+// FMA. (M = 3-4 stays on the AVX2 GEMV, which is bound by reading W, not by arithmetic; on these
+// CPUs it and the GEMV below round x to bf16 the same way, so a row's products do not depend on
+// how many rows share the call: only the order of the f32 sums differs, as between any two f32
+// GEMM paths.)
 //
 // Layout: W is read in place, row-major bf16: each step broadcasts one (k, k+1) weight pair of
 // a W row as a 32-bit word. x is packed once per call into panels of 16 rows, [K/2][16] words of
@@ -127,7 +129,109 @@ MK_BF16 void block(const uint32_t* xp, int64_t Kh, int64_t mm, const uint16_t* w
   }
 }
 
+// ---- GEMV: M <= 2 rows (decode) ----
+//
+// W streamed from memory once, in place, one row at a time: one 64-byte load is 32 bf16 weights,
+// and one VDPBF16PS multiplies them by 32 bf16 x values with f32 accumulation (x packed once per
+// call, in order, rounded as pack_x_pairs rounds it): 2-3 instructions per cache line of W against
+// ~10 for the AVX2 path's shift/mask widening. (3-4 rows stay on the AVX2 GEMV, which blocks K
+// for x and measured faster there at 2048².)
+
+constexpr int64_t kGemvThreadBytes = 1 << 20;  // below this much W, the pool wake-up costs more
+constexpr int64_t kGemvChunkBytes = 256 << 10;  // W handed out per work item
+constexpr int64_t kGemvPrefetch = 4096;         // software prefetch distance in a row, bytes
+
+MK_BF16_INLINE __mmask16 mask16(int64_t left) {
+  return left >= 16 ? 0xffff : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
+}
+
+// (not _mm512_reduce_add_ps, and the maskz forms: GCC 12's plain ones trip -Wmaybe-uninitialized
+// inside its own header)
+MK_BF16_INLINE float hsum(__m512 v) {
+  v = _mm512_add_ps(v, _mm512_maskz_shuffle_f32x4(0xffff, v, v, 0x4e));  // + the other 256 bits
+  v = _mm512_add_ps(v, _mm512_maskz_shuffle_f32x4(0xffff, v, v, 0xb1));  // + the next 128 bits
+  __m128 s = _mm512_maskz_extractf32x4_ps(0xf, v, 0);
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// x rows [0, M) -> bf16 at dst + m * Kp (Kp = round_up(K, 32), dst 64-byte aligned), zero padded.
+MK_BF16 void pack_x_bf16(const float* x, int64_t ldx, int64_t M, int64_t K, int64_t Kp,
+                         uint16_t* dst) {
+  for (int64_t m = 0; m < M; ++m) {
+    const float* xr = x + m * ldx;
+    for (int64_t k = 0; k < Kp; k += 32) {
+      const __m512 a = _mm512_maskz_loadu_ps(mask16(K - k), xr + k);
+      const __m512 b = _mm512_maskz_loadu_ps(mask16(K - k - 16), xr + k + 16);
+      _mm512_store_si512(dst + m * Kp + k, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(b, a)));
+    }
+  }
+}
+
+// acc[u][m] += 32 W weights wv . x rows m (at xp + m * Kp).
+template <int MB, int U>
+MK_BF16_INLINE void gemv_step(__m512 (&acc)[U][MB], int u, __m512i wv, const uint16_t* xp,
+                              int64_t Kp) {
+  for (int m = 0; m < MB; ++m) {
+    const __m512bh xv = reinterpret_cast<__m512bh>(_mm512_load_si512(xp + m * Kp));
+    acc[u][m] = _mm512_dpbf16_ps(acc[u][m], reinterpret_cast<__m512bh>(wv), xv);
+  }
+}
+
+// y[m * ldy + n] = bias[n] + dot(W row n, x row m) for W rows [n0, n1), x rows m < MB.
+template <int MB>
+MK_BF16 void gemv_rows(const uint16_t* w, int64_t K, const uint16_t* xp, int64_t Kp,
+                       const float* bias, float* y, int64_t ldy, int64_t n0, int64_t n1) {
+  constexpr int U = 4 / MB;  // 4 accumulators in flight
+  const int64_t K32 = K & ~int64_t{31}, KU = K32 - K32 % (32 * U);
+  for (int64_t n = n0; n < n1; ++n) {
+    const uint16_t* wn = w + n * K;
+    __m512 acc[U][MB];
+    for (int i = 0; i < U * MB; ++i) (&acc[0][0])[i] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k < KU; k += 32 * U)
+      for (int u = 0; u < U; ++u) {
+        const uint16_t* p = wn + k + 32 * u;
+        _mm_prefetch(reinterpret_cast<const char*>(p) + kGemvPrefetch, _MM_HINT_T0);
+        gemv_step<MB, U>(acc, u, _mm512_loadu_si512(p), xp + k + 32 * u, Kp);
+      }
+    for (; k < K32; k += 32) gemv_step<MB, U>(acc, 0, _mm512_loadu_si512(wn + k), xp + k, Kp);
+    if (k < K) {  // masked: no lane reads past the row (or past W); x is zero padded
+      const __mmask32 mk = static_cast<__mmask32>((uint64_t{1} << (K - k)) - 1);
+      gemv_step<MB, U>(acc, 0, _mm512_maskz_loadu_epi16(mk, wn + k), xp + k, Kp);
+    }
+    for (int m = 0; m < MB; ++m) {
+      __m512 v = acc[0][m];
+      for (int u = 1; u < U; ++u) v = _mm512_add_ps(v, acc[u][m]);
+      y[m * ldy + n] = hsum(v) + (bias ? bias[n] : 0.f);
+    }
+  }
+}
+
 }  // namespace
+
+bool gemv_bf16_avx512(const float* x, int64_t ldx, const uint16_t* w, const float* bias, float* y,
+                      int64_t ldy, int64_t M, int64_t N, int64_t K) {
+  const int64_t Kp = round_up(K, 32);
+  thread_local Scratch xbuf;  // the caller's buffer (a worker's thread_local is another one)
+  uint16_t* const xp = reinterpret_cast<uint16_t*>(xbuf.get(M * Kp / 2));
+  if (!xp) return false;
+  pack_x_bf16(x, ldx, M, K, Kp, xp);
+  auto rows = [&](int64_t n0, int64_t n1) {
+    if (M == 1) gemv_rows<1>(w, K, xp, Kp, bias, y, ldy, n0, n1);
+    else gemv_rows<2>(w, K, xp, Kp, bias, y, ldy, n0, n1);
+  };
+  if (N * K * 2 < kGemvThreadBytes) {
+    rows(0, N);
+    return true;
+  }
+  // chunks of W rows (16-row multiples: whole cache lines of y) handed out dynamically, so a
+  // worker that wakes late simply takes fewer
+  const int64_t chunk = std::max<int64_t>(16, round_up(kGemvChunkBytes / (2 * K), 16));
+  parallel_row_chunks(1, N, chunk, [&](int64_t, int64_t n0, int64_t n1) { rows(n0, n1); });
+  return true;
+}
 
 MK_BF16 void round_bf16_avx512(const float* x, int64_t n, float* out) {
   for (int64_t i = 0; i < n; i += 16) {

@@ -49,6 +49,11 @@ void gemm_avx2(const float* x, int64_t ldx, const void* w, DType wdt, const floa
 bool gemm_bf16_avx512(const float* x, int64_t ldx, const uint16_t* w, const float* bias, float* y,
                       int64_t ldy, int64_t M, int64_t N, int64_t K);
 
+// bf16 W, M <= 2, x rounded to bf16 as gemm_bf16_avx512 rounds it: W streamed once, VDPBF16PS.
+// Only call when use_avx512bf16_kernels(). False when out of memory (nothing written).
+bool gemv_bf16_avx512(const float* x, int64_t ldx, const uint16_t* w, const float* bias, float* y,
+                      int64_t ldy, int64_t M, int64_t N, int64_t K);
+
 // out[i] = x[i] rounded to bf16 exactly as the AVX512-BF16 GEMM rounds x (VCVTNEPS2BF16). Only call
 // when use_avx512bf16_kernels(); out may equal x.
 void round_bf16_avx512(const float* x, int64_t n, float* out);
