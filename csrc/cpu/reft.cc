@@ -47,25 +47,6 @@ MK_AVX2_INLINE __m256 load8(const uint16_t* p) {  // a bf16 is the top half of a
 }
 
 template <class T>
-MK_AVX2 float dot_avx2(const T* w, const float* h, int64_t len) {
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  int64_t c = 0;
-  for (; c + 32 <= len; c += 32) {
-    a0 = _mm256_fmadd_ps(load8(w + c), _mm256_loadu_ps(h + c), a0);
-    a1 = _mm256_fmadd_ps(load8(w + c + 8), _mm256_loadu_ps(h + c + 8), a1);
-    a2 = _mm256_fmadd_ps(load8(w + c + 16), _mm256_loadu_ps(h + c + 16), a2);
-    a3 = _mm256_fmadd_ps(load8(w + c + 24), _mm256_loadu_ps(h + c + 24), a3);
-  }
-  for (; c + 8 <= len; c += 8) a0 = _mm256_fmadd_ps(load8(w + c), _mm256_loadu_ps(h + c), a0);
-  const __m256 v = _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  float out = _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-  for (; c < len; ++c) out += widen(w[c]) * h[c];
-  return out;
-}
-
-template <class T>
 MK_AVX2 void update_avx2(const T* R, int64_t C, int64_t r, const float* d, float* y, int64_t len) {
   int64_t c = 0;
   for (; c + 8 <= len; c += 8) {
@@ -76,11 +57,43 @@ MK_AVX2 void update_avx2(const T* R, int64_t C, int64_t r, const float* d, float
   update_base(R + c, C, r, d, y + c, len - c);
 }
 
+// Four W rows and the four R rows with the same indices against one h, in one sweep over the channels:
+// 8 accumulators, then one transposing add tree (hadd) instead of 8 horizontal sums. Every
+// accumulator's lanes go through the same tree, so W = R gives u = v exactly (the identity property).
+// out[0..4) = W·h, out[4..8) = R·h for rows j0 .. j0 + 3 (nw of them real; the rest read row j0).
+template <class T>
+MK_AVX2 void dots4_avx2(const T* W, const T* R, int64_t C, int64_t nw, const float* h, int64_t len, float* out) {
+  const T* w[4];
+  const T* rr[4];
+  for (int q = 0; q < 4; ++q) w[q] = W + (q < nw ? q : 0) * C, rr[q] = R + (q < nw ? q : 0) * C;
+  __m256 a[8];
+  for (auto& v : a) v = _mm256_setzero_ps();
+  int64_t c = 0;
+  for (; c + 8 <= len; c += 8) {
+    const __m256 x = _mm256_loadu_ps(h + c);
+    for (int q = 0; q < 4; ++q) {
+      a[q] = _mm256_fmadd_ps(load8(w[q] + c), x, a[q]);
+      a[4 + q] = _mm256_fmadd_ps(load8(rr[q] + c), x, a[4 + q]);
+    }
+  }
+  // a[q] lanes -> one sum each: pairwise hadds (lanes 0+1, 2+3 per 128-bit half), then the halves
+  const __m256 s01 = _mm256_hadd_ps(a[0], a[1]), s23 = _mm256_hadd_ps(a[2], a[3]);
+  const __m256 s45 = _mm256_hadd_ps(a[4], a[5]), s67 = _mm256_hadd_ps(a[6], a[7]);
+  const __m256 t0 = _mm256_hadd_ps(s01, s23), t1 = _mm256_hadd_ps(s45, s67);  // [q0..q3 | q0..q3] per half
+  const __m128 u = _mm_add_ps(_mm256_castps256_ps128(t0), _mm256_extractf128_ps(t0, 1));
+  const __m128 v = _mm_add_ps(_mm256_castps256_ps128(t1), _mm256_extractf128_ps(t1, 1));
+  _mm_storeu_ps(out, u);
+  _mm_storeu_ps(out + 4, v);
+  for (; c < len; ++c)  // the ragged end, the same order for W and R
+    for (int q = 0; q < 4; ++q) out[q] += widen(w[q][c]) * h[c], out[4 + q] += widen(rr[q][c]) * h[c];
+}
+
 // ---- the two passes, on one row's channel block ----
 template <class T>
 struct Reft {
   const ReftArgs& a;
-  float (*dot)(const T*, const float*, int64_t);
+  float (*dot)(const T*, const float*, int64_t);  // the portable path, one dot at a time
+  void (*dots4)(const T*, const T*, int64_t, int64_t, const float*, int64_t, float*);  // AVX2: four W and R rows a sweep
   void (*update)(const T*, int64_t, int64_t, const float*, float*, int64_t);
   int64_t K;  // channel blocks per row
 
@@ -93,6 +106,15 @@ struct Reft {
     float h[kReftChunk];
     for (int64_t c = 0; c < len; ++c) h[c] = a.pending ? a.x[row + c] + a.pending[row + c] : a.x[row + c];
     const T *W = weights(a.W, i) + c0, *R = weights(a.R, i) + c0;
+    if (dots4) {
+      float o[8];
+      for (int64_t j = 0; j < a.r; j += 4) {
+        const int64_t nw = std::min<int64_t>(4, a.r - j);
+        dots4(W + j * a.C, R + j * a.C, a.C, nw, h, len, o);
+        for (int64_t q = 0; q < nw; ++q) part[j + q] = o[q], part[a.r + j + q] = o[4 + q];
+      }
+      return;
+    }
     for (int64_t j = 0; j < a.r; ++j) part[j] = dot(W + j * a.C, h, len);
     for (int64_t j = 0; j < a.r; ++j) part[a.r + j] = dot(R + j * a.C, h, len);
   }
@@ -143,7 +165,7 @@ struct Reft {
 template <class T>
 void run_reft(const ReftArgs& a) {
   const bool avx2 = use_avx2_kernels();
-  const Reft<T> k{a, avx2 ? dot_avx2<T> : dot_base<T>, avx2 ? update_avx2<T> : update_base<T>,
+  const Reft<T> k{a, dot_base<T>, avx2 ? dots4_avx2<T> : nullptr, avx2 ? update_avx2<T> : update_base<T>,
                   (a.C + kReftChunk - 1) / kReftChunk};
   k.run();
 }

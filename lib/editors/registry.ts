@@ -164,7 +164,7 @@ export class EditorRegistry {
     // per group its passes; a row goes to the first pass that does not hold it yet, which is pass number
     // (times the group has seen the row): counted in a typed array (an image's every position is tens of
     // thousands of rows)
-    const perGroup = new Map<string, { passes: { rows: number[]; editor: number[] }[]; seen: Uint16Array }>();
+    const perGroup = new Map<string, { passes: Ints[]; seen: Uint16Array }>();
     for (const row of rows) {
       if (row.set === null) continue;
       const set = this.#get(row.set, 'generate');
@@ -173,21 +173,20 @@ export class EditorRegistry {
         if (e.site !== site || (phase === 'decode' && !e.decode)) continue;
         const { key, index } = where.get(e.name) as { key: string; index: number };
         const geo = row.atLayer ? { ...row, ...row.atLayer(e.layer) } : row;
-        const at = phase === 'decode' ? [0] : positionsIn(e, geo);
+        const at = phase === 'decode' ? Int32Array.of(0) : positionsIn(e, geo);
         let g = perGroup.get(key);
         if (!g) perGroup.set(key, (g = { passes: [], seen: new Uint16Array(1024) }));
-        for (const t of at) {
-          const r = geo.offset + t;
-          if (row.window && !(r >= row.window[0] && r < row.window[1])) continue;
+        const lo = row.window ? row.window[0] : -Infinity, hi = row.window ? row.window[1] : Infinity;
+        for (let i = 0; i < at.length; ++i) {
+          const r = geo.offset + at[i];
+          if (!(r >= lo && r < hi)) continue;
           if (r >= g.seen.length) {
             const grown = new Uint16Array(Math.max(2 * g.seen.length, r + 1));
             grown.set(g.seen);
             g.seen = grown;
           }
           const k = g.seen[r]++;
-          const pass = g.passes[k] ?? (g.passes[k] = { rows: [], editor: [] });
-          pass.rows.push(r);
-          pass.editor.push(index);
+          (g.passes[k] ?? (g.passes[k] = new Ints())).push(r, index);
         }
       }
     }
@@ -195,7 +194,7 @@ export class EditorRegistry {
     for (const [key, { passes: list }] of perGroup)
       for (const p of list) {
         const group = this.#groups.get(key) as EditorGroup;
-        out.push({ group, after: this.sites.afterBlock?.(group.layer, site) ?? group.layer, rows: Int32Array.from(p.rows), editor: Int32Array.from(p.editor) });
+        out.push({ group, after: this.sites.afterBlock?.(group.layer, site) ?? group.layer, rows: p.rows(), editor: p.editors() });
       }
     return out;
   }
@@ -258,9 +257,34 @@ export class EditorRegistry {
 }
 
 /** The positions of `row` an editor edits at prefill (clipped to the prompt; E_ARG for impossible ones). */
-export function positionsIn(e: Editor, row: EditedRow): number[] {
+// (stream row, editor index) pairs of one pass, in growable typed arrays: a pass may hold every position
+// of a batch of images.
+class Ints {
+  #rows = new Int32Array(256);
+  #editors = new Int32Array(256);
+  #n = 0;
+  push(row: number, editor: number): void {
+    if (this.#n === this.#rows.length) {
+      const r = new Int32Array(2 * this.#n), e = new Int32Array(2 * this.#n);
+      r.set(this.#rows);
+      e.set(this.#editors);
+      this.#rows = r;
+      this.#editors = e;
+    }
+    this.#rows[this.#n] = row;
+    this.#editors[this.#n++] = editor;
+  }
+  rows(): Int32Array { return this.#rows.slice(0, this.#n); }
+  editors(): Int32Array { return this.#editors.slice(0, this.#n); }
+}
+
+export function positionsIn(e: Editor, row: EditedRow): Int32Array {
   const P = Math.min(row.promptLength, row.length), p = e.positions;
-  const range = (a: number, b: number): number[] => Array.from({ length: Math.max(0, b - a) }, (_, i) => a + i);
+  const range = (a: number, b: number): Int32Array => {
+    const out = new Int32Array(Math.max(0, b - a));
+    for (let i = 0; i < out.length; ++i) out[i] = a + i;
+    return out;
+  };
   switch (p.kind) {
     case 'all':
       return range(0, row.length);
@@ -279,7 +303,7 @@ export function positionsIn(e: Editor, row: EditedRow): number[] {
     case 'list': {
       const bad = p.positions.find((t) => t >= row.length);
       if (bad !== undefined) throw new MambakitError('E_ARG', `editor '${e.name}' edits position ${bad}, outside this ${row.length}-token sequence`);
-      return [...p.positions];
+      return Int32Array.from(p.positions);
     }
   }
 }
