@@ -1,5 +1,5 @@
 // The editor API every editable model class exposes (loadEditors / attachEditors / detachEditors /
-// editorSets), over its EditorRegistry: one implementation, delegated to by the model classes.
+// editorSets), over its EditorRegistry: one implementation (EditableModel), which the model classes extend.
 import type { Device } from '../tensor';
 import { EditorSet, ReadEditorsOptions, readEditors } from './format';
 import { EditSites, EditorRegistry } from './registry';
@@ -40,4 +40,26 @@ export interface Editable {
   detachEditors(name: string): void;
   /** Names of the attached editor sets. */
   readonly editorSets: string[];
+}
+
+/** The Editable methods over a model's EditorHost, written once: model classes extend this. */
+export abstract class EditableModel implements Editable {
+  /** The model's editor host (its sites and device). */
+  protected abstract get editorHost(): EditorHost;
+
+  loadEditors(dir: string, name: string, opts: ReadEditorsOptions = {}): Promise<void> {
+    return this.editorHost.load(dir, name, opts);
+  }
+
+  attachEditors(name: string, set: EditorSet): void {
+    this.editorHost.registry.attach(name, set);
+  }
+
+  detachEditors(name: string): void {
+    this.editorHost.registry.detach(name);
+  }
+
+  get editorSets(): string[] {
+    return this.editorHost.names;
+  }
 }

@@ -1,8 +1,7 @@
 // generate / complete / continuous batching for any recurrent language model, in terms of its
 // newState / prefill / step: a model class extends RecurrentLMBase and implements those (and forward).
 import type { WeightDType } from '../dtype';
-import type { EditorSet, ReadEditorsOptions } from '../editors/format';
-import { Editable, EditorHost } from '../editors/host';
+import { EditableModel, EditorHost } from '../editors/host';
 import type { EditSites, EditorRegistry } from '../editors/registry';
 import { MambakitError } from '../errors';
 import type { BatchLoad, LanguageModelCallOptions, PrefillOptions, RecurrentLM, RecurrentState, StepOptions } from '../models/interfaces';
@@ -12,7 +11,7 @@ import type { Tokenizer } from '../tokenizer';
 import type { GenerateChunk, GenerateOptions, GenerateResult } from './request';
 import { BatchScheduler, RequestInputs, SchedulerOptions } from './scheduler';
 
-export abstract class RecurrentLMBase<S extends RecurrentState = RecurrentState> implements RecurrentLM<S>, Editable {
+export abstract class RecurrentLMBase<S extends RecurrentState = RecurrentState> extends EditableModel implements RecurrentLM<S> {
   abstract readonly kind: 'language';
   abstract readonly modelType: string;
   abstract readonly vocabSize: number;
@@ -28,29 +27,13 @@ export abstract class RecurrentLMBase<S extends RecurrentState = RecurrentState>
   /** The model's edit sites, for checking editor sets against it (width and layers of each site). */
   protected abstract editSites(): EditSites;
 
-  get #host(): EditorHost {
+  protected override get editorHost(): EditorHost {
     return (this.#editors ??= new EditorHost(() => this.editSites(), this.device));
   }
 
   /** The editor sets resident on this model (internal: the scheduler and the model's calls read it). */
   get editorRegistry(): EditorRegistry {
-    return this.#host.registry;
-  }
-
-  loadEditors(dir: string, name: string, opts: ReadEditorsOptions = {}): Promise<void> {
-    return this.#host.load(dir, name, opts);
-  }
-
-  attachEditors(name: string, set: EditorSet): void {
-    this.editorRegistry.attach(name, set);
-  }
-
-  detachEditors(name: string): void {
-    this.editorRegistry.detach(name);
-  }
-
-  get editorSets(): string[] {
-    return this.#editors?.names ?? [];
+    return this.editorHost.registry;
   }
 
   abstract forward(tokens: TokenBatch | Tensor, opts?: LanguageModelCallOptions): Promise<Tensor>;

@@ -20,8 +20,7 @@ import type { Tokenizer } from '../tokenizer';
 import type { DiffusionLM, DiffusionOutput, DiffusionPrompt, DiffusionStepView } from './interfaces';
 import type { MagvitTokenizer } from './magvit';
 import type { ImageInput } from '../vision/preprocess';
-import { EditorSet, ReadEditorsOptions } from '../editors/format';
-import { Editable, EditorHost } from '../editors/host';
+import { EditableModel, EditorHost } from '../editors/host';
 import { EditorChoice, callRows, editorEdits } from '../editors/passes';
 import { editHandles } from './edits';
 import { ModelState } from './state';
@@ -54,7 +53,7 @@ function generationDefaults(json: unknown): { opts: DiffusionOptions; eos: numbe
   };
 }
 
-export class LladaLM implements DiffusionLM, Denoiser, Editable {
+export class LladaLM extends EditableModel implements DiffusionLM, Denoiser {
   readonly kind = 'diffusion' as const;
   readonly #native: NativeModel;
   readonly #weights: Tensor[];
@@ -71,6 +70,7 @@ export class LladaLM implements DiffusionLM, Denoiser, Editable {
 
   private constructor(readonly config: LladaConfig, readonly device: Device, readonly dtype: WeightDType, native: NativeModel,
     weights: Tensor[], gen: { opts: DiffusionOptions; eos: number[] }) {
+    super();
     this.#native = native;
     this.#weights = weights;
     this.#editors = new EditorHost(() => ({
@@ -173,20 +173,8 @@ export class LladaLM implements DiffusionLM, Denoiser, Editable {
     }
   }
 
-  loadEditors(dir: string, name: string, opts: ReadEditorsOptions = {}): Promise<void> {
-    return this.#editors.load(dir, name, opts);
-  }
-
-  attachEditors(name: string, set: EditorSet): void {
-    this.#editors.registry.attach(name, set);
-  }
-
-  detachEditors(name: string): void {
-    this.#editors.registry.detach(name);
-  }
-
-  get editorSets(): string[] {
-    return this.#editors.names;
+  protected override get editorHost(): EditorHost {
+    return this.#editors;
   }
 
   // Holds the run's editor sets from its first step to its end (a detach meanwhile waits for it).

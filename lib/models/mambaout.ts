@@ -13,8 +13,7 @@ import { Device, Tensor } from '../tensor';
 import { IMAGENET_CLASSES } from '../vision/imagenet-classes';
 import { ImageInput, preprocessImages } from '../vision/preprocess';
 import { repackConv } from '../vision/repack';
-import type { EditorSet, ReadEditorsOptions } from '../editors/format';
-import { Editable, EditorHost } from '../editors/host';
+import { EditableModel, EditorHost } from '../editors/host';
 import { editorEdits } from '../editors/passes';
 import type { EditedRow, EditorRegistry } from '../editors/registry';
 import { ResidualEdit, forwardWithEdits } from './edits';
@@ -50,7 +49,7 @@ export function visionEdits(reg: EditorRegistry, site: 'block' | 'encoder', cfg:
 /** Linear weights are stored in `dtype`; convs, norms and biases stay f32. */
 const isGemmWeight = (name: string): boolean => /(fc1|fc2|\.fc)\.weight$/.test(name);
 
-export class MambaOutClassifier implements ImageClassifier, Editable {
+export class MambaOutClassifier extends EditableModel implements ImageClassifier {
   readonly kind = 'classifier' as const;
   readonly #native: NativeModel;
   readonly #weights: Tensor[];
@@ -59,6 +58,7 @@ export class MambaOutClassifier implements ImageClassifier, Editable {
 
   private constructor(readonly config: MambaOutConfig, readonly device: Device, readonly dtype: WeightDType,
     native: NativeModel, weights: Tensor[]) {
+    super();
     this.#native = native;
     this.#weights = weights;
     // an editor of block l edits every position of its output (rows b·h·w + y·w + x), as wide as that stage
@@ -90,20 +90,8 @@ export class MambaOutClassifier implements ImageClassifier, Editable {
     return forwardWithEdits(this.#native, { input: pixels.handle, mode: 'forward' }, all, this.device);
   }
 
-  loadEditors(dir: string, name: string, opts: ReadEditorsOptions = {}): Promise<void> {
-    return this.#editors.load(dir, name, opts);
-  }
-
-  attachEditors(name: string, set: EditorSet): void {
-    this.#editors.registry.attach(name, set);
-  }
-
-  detachEditors(name: string): void {
-    this.#editors.registry.detach(name);
-  }
-
-  get editorSets(): string[] {
-    return this.#editors.names;
+  protected override get editorHost(): EditorHost {
+    return this.#editors;
   }
 
   /** Decodes, preprocesses (timm's eval transform) and classifies a batch of images. */
